@@ -1,0 +1,41 @@
+# One image for web, worker, beat and migrate.
+# PYTHON_IMAGE: the official slim Python image by default; scripts/offline-images.sh
+# substitutes a compatible local build where no registry can be reached.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- builder: resolve pinned dependencies into a self-contained virtualenv -------------
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --no-deps -r /tmp/requirements.txt
+
+# --- runtime: the venv and the code, run as an unprivileged user ------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    FLASK_APP=app \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+RUN groupadd --system --gid 10001 newsdesk \
+ && useradd --system --uid 10001 --gid newsdesk --home-dir /srv --no-create-home newsdesk
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /srv
+COPY --chown=newsdesk:newsdesk app ./app
+COPY --chown=newsdesk:newsdesk worker ./worker
+COPY --chown=newsdesk:newsdesk migrations ./migrations
+COPY --chown=newsdesk:newsdesk gunicorn_config.py pyproject.toml ./
+USER newsdesk
+EXPOSE 8000
+# Exec form: gunicorn (or celery) is PID 1 and receives SIGTERM from `docker stop` itself.
+CMD ["gunicorn", "--config", "gunicorn_config.py", "app.wsgi:app"]
+
+# --- test: the runtime plus test tools; `make test` runs unit and integration tests here --
+FROM runtime AS test
+USER root
+COPY requirements-dev.txt /tmp/requirements-dev.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-dev.txt
+COPY --chown=newsdesk:newsdesk tests ./tests
+USER newsdesk
+CMD ["pytest", "-q", "tests/unit", "tests/integration"]

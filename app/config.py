@@ -1,0 +1,210 @@
+"""Settings: one object, read from the environment once (12-factor).
+
+Every variable is listed in ``.env.example``. ``Settings.from_env`` parses and
+validates; ``Settings.check_production`` refuses to start a production process
+with a missing or default secret, because a forgotten ``SECRET_KEY`` on a
+public deployment means forgeable sessions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.engine import URL, make_url
+
+#: Values that ship in ``.env.example`` or tutorials and must never reach production.
+DEFAULT_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development", "postgres", "password"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a valid configuration."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, default).strip()
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def database_url(env: Mapping[str, str], url_var: str, host_var: str, default_host: str) -> str:
+    """``url_var`` if set, else a URL built from the POSTGRES_* parts (password safely quoted)."""
+    explicit = env_str(env, url_var)
+    if explicit:
+        return explicit
+    return URL.create(
+        "postgresql+psycopg2",
+        username=env_str(env, "POSTGRES_USER", "newsdesk"),
+        password=env_str(env, "POSTGRES_PASSWORD") or None,
+        host=env_str(env, host_var, default_host),
+        port=env_int(env, "POSTGRES_PORT", 5432, 1, 65535),
+        database=env_str(env, "POSTGRES_DB", "newsdesk"),
+    ).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    secret_key: str
+    database_url: str
+    replica_url: str
+    redis_url: str
+    broker_url: str
+    result_backend_url: str
+    cache_url: str
+    log_level: str
+    session_cookie_secure: bool
+    db_pool_size: int
+    db_max_overflow: int
+    db_connect_timeout: int
+    db_statement_timeout_ms: int
+    replica_max_lag_bytes: int
+    replica_max_lag_seconds: float
+    replica_backoff_seconds: float
+    replica_lsn_cache_ms: int
+    read_your_writes_ttl: int
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        app_env = env_str(env, "APP_ENV", "production").lower()
+        if app_env not in {"production", "development", "test"}:
+            raise ConfigError(f"APP_ENV must be production, development or test, got {app_env!r}")
+        redis_host = env_str(env, "REDIS_HOST", "redis")
+        settings = cls(
+            env=app_env,
+            secret_key=env_str(env, "SECRET_KEY"),
+            database_url=database_url(env, "DATABASE_URL", "DB_HOST", "db"),
+            replica_url=database_url(env, "DATABASE_REPLICA_URL", "DB_REPLICA_HOST", "db-replica"),
+            redis_url=env_str(env, "REDIS_URL", f"redis://{redis_host}:6379/2"),
+            broker_url=env_str(env, "CELERY_BROKER_URL", f"redis://{redis_host}:6379/0"),
+            result_backend_url=env_str(env, "CELERY_RESULT_BACKEND", f"redis://{redis_host}:6379/1"),
+            cache_url=env_str(env, "CACHE_REDIS_URL", "redis://cache:6379/0"),
+            log_level=env_str(env, "LOG_LEVEL", "INFO").upper(),
+            session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", app_env == "production"),
+            db_pool_size=env_int(env, "DB_POOL_SIZE", 5, 1, 100),
+            db_max_overflow=env_int(env, "DB_MAX_OVERFLOW", 5, 0, 100),
+            db_connect_timeout=env_int(env, "DB_CONNECT_TIMEOUT", 2, 1, 60),
+            db_statement_timeout_ms=env_int(env, "DB_STATEMENT_TIMEOUT_MS", 15000, 0, 600000),
+            replica_max_lag_bytes=env_int(env, "REPLICA_MAX_LAG_BYTES", 16 * 1024 * 1024, 0, 2**40),
+            replica_max_lag_seconds=env_float(env, "REPLICA_MAX_LAG_SECONDS", 10.0, 0.0, 3600.0),
+            replica_backoff_seconds=env_float(env, "REPLICA_BACKOFF_SECONDS", 5.0, 0.1, 600.0),
+            replica_lsn_cache_ms=env_int(env, "REPLICA_LSN_CACHE_MS", 20, 0, 10000),
+            read_your_writes_ttl=env_int(env, "READ_YOUR_WRITES_TTL", 30, 1, 3600),
+        )
+        if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")
+        return settings
+
+    def check_production(self) -> None:
+        """Raise ConfigError when a production process would run with unsafe secrets."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.secret_key.lower() in DEFAULT_SECRETS or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(f"SECRET_KEY is missing, a default, or shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        password = make_url(self.database_url).password or ""
+        if password.lower() in DEFAULT_SECRETS:
+            problems.append("the database password (POSTGRES_PASSWORD) is missing or a default")
+        if problems:
+            raise ConfigError(
+                "refusing to start in production: "
+                + "; ".join(problems)
+                + " (set them in .env; `make up` generates random ones)"
+            )
+
+    def flask_config(self) -> dict[str, object]:
+        """The Flask/extension configuration these settings imply."""
+        engine_options = {
+            "pool_size": self.db_pool_size,
+            "max_overflow": self.db_max_overflow,
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+            "pool_timeout": 5,
+            "connect_args": {
+                "connect_timeout": self.db_connect_timeout,
+                "application_name": "newsdesk",
+                "options": f"-c statement_timeout={self.db_statement_timeout_ms}",
+            },
+        }
+        return {
+            "SECRET_KEY": self.secret_key or "insecure-development-key-not-for-production",
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_BINDS": {"replica": {"url": self.replica_url, **engine_options}},
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "SQLALCHEMY_RECORD_QUERIES": False,
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "JSON_SORT_KEYS": False,
+            "MAX_CONTENT_LENGTH": 1024 * 1024,
+            "CELERY": self.celery_config(),
+        }
+
+    def celery_config(self) -> dict[str, object]:
+        """Reliability settings that hold for every task (see worker/README in the docs)."""
+        # The visibility timeout must exceed the longest task (hard limit) plus its longest
+        # retry countdown, or Redis redelivers a task that is still running.
+        transport = {"visibility_timeout": 600, "socket_timeout": 5, "socket_connect_timeout": 3}
+        return {
+            "broker_url": self.broker_url,
+            "result_backend": self.result_backend_url,
+            "broker_transport_options": transport,
+            "result_backend_transport_options": {"visibility_timeout": 600},
+            "broker_connection_retry_on_startup": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_soft_time_limit": 60,
+            "task_time_limit": 90,
+            "task_default_queue": "default",
+            "task_ignore_result": False,
+            "result_expires": 3600,
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "worker_hijack_root_logger": False,
+            "worker_send_task_events": False,
+            "beat_max_loop_interval": 5,
+        }

@@ -1,0 +1,1 @@
+"""Database access: engines for the primary and the replica, WAL positions, read/write routing."""

@@ -1,0 +1,55 @@
+"""WAL positions of the primary and the replica, as integers that compare and subtract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+def parse_lsn(lsn: str) -> int:
+    """``'16/B374D848'`` -> byte position. PostgreSQL prints an LSN as two hex halves."""
+    high, _, low = lsn.partition("/")
+    if not low:
+        raise ValueError(f"not an LSN: {lsn!r}")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def format_lsn(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+@dataclass(frozen=True)
+class ReplicaPosition:
+    """How far a standby has replayed, and how old the newest replayed transaction is."""
+
+    in_recovery: bool
+    replay_lsn: int | None
+    lag_seconds: float
+
+
+REPLICA_POSITION_SQL = text(
+    """
+    SELECT pg_is_in_recovery(),
+           pg_last_wal_replay_lsn()::text,
+           CASE
+             WHEN NOT pg_is_in_recovery() THEN 0
+             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+             ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+           END::float8
+    """
+)
+
+
+def primary_lsn(conn: Connection) -> int:
+    return parse_lsn(conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one())
+
+
+def replica_position(conn: Connection) -> ReplicaPosition:
+    in_recovery, replay, lag = conn.execute(REPLICA_POSITION_SQL).one()
+    return ReplicaPosition(
+        in_recovery=bool(in_recovery),
+        replay_lsn=parse_lsn(replay) if replay else None,
+        lag_seconds=float(lag),
+    )

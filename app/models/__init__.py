@@ -1,0 +1,7 @@
+"""SQLAlchemy 2.0 typed models, one module per aggregate."""
+
+from app.models.article import Article
+from app.models.base import Base
+from app.models.user import ApiKey, User
+
+__all__ = ["ApiKey", "Article", "Base", "User"]

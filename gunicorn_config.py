@@ -1,0 +1,68 @@
+"""Gunicorn settings for the `web` service. Every setting comes from the environment.
+
+Monkey-patching happens in app/wsgi.py, the first module each worker imports (and
+gunicorn's gevent worker patches before loading it too). The app is not preloaded:
+each worker process builds its own app, engines and pools after fork, so no socket
+is ever shared between processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _int(name: str, default: int, lo: int, hi: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    value = int(raw) if raw else default
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+# Address inside the container; nginx reaches every replica on port 8000. (any host:port)
+bind = f"0.0.0.0:{_int('PORT', 8000, 1, 65535)}"
+# Worker processes per replica, 1..32. With gevent one process serves many requests at once;
+# scale with replicas (`--scale web=N`) first, and match workers to the CPUs a replica gets.
+workers = _int("GUNICORN_WORKERS", 2, 1, 32)
+worker_class = "gevent"
+# Concurrent greenlets (open client connections) per worker, 10..10000.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 1000, 10, 10000)
+# Recycle a worker after this many requests, 0 (never)..10,000,000, with random jitter
+# 0..max_requests so that replicas do not all restart together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000, 0, 10_000_000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 2000, 0, 10_000_000)
+# Seconds a worker may be silent before the arbiter kills it, 5..600.
+timeout = _int("GUNICORN_TIMEOUT", 30, 5, 600)
+# Seconds to finish in-flight requests after SIGTERM, 1..300; keep it below compose's
+# stop_grace_period (30 s) so the shutdown is graceful rather than SIGKILLed.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20, 1, 300)
+# Seconds an idle keep-alive connection stays open, 1..600. Longer than nginx's upstream
+# keepalive_timeout (60 s), so that nginx, not gunicorn, closes idle connections.
+keepalive = _int("GUNICORN_KEEPALIVE", 75, 1, 600)
+# Pending connections the kernel queues, 64..65535.
+backlog = _int("GUNICORN_BACKLOG", 2048, 64, 65535)
+# Heartbeat files on tmpfs: a container's overlay filesystem can stall the arbiter's checks.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# nginx writes the access log (JSON, with the request id); gunicorn logs errors only.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+proc_name = "newsdesk-web"
+preload_app = False
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        }
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
