@@ -61,8 +61,10 @@ logconfig_dict = {
         }
     },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["stdout"], "level": loglevel.upper()},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        # With a logconfig_dict gunicorn always emits access lines; keep them off unless asked.
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO" if accesslog else "WARNING", "propagate": False},
     },
 }

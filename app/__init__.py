@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings
+from app.db.routing import init_router
 from app.extensions import celery_init_app, db, init_redis, migrate
 from app.logs import configure_logging, request_id_var
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     init_redis(app)
+    init_router(app, lambda: db.engines["replica"])
     celery_init_app(app)
 
     register_request_hooks(app)

@@ -48,3 +48,5 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(json_formatter())
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
+    # Alembic announces its plugins at import; only migrations themselves are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

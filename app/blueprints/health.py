@@ -49,7 +49,7 @@ def probe_replica(primary: Check) -> dict[str, Any]:
     lag_bytes = None
     if primary.get("ok") and position.replay_lsn is not None:
         lag_bytes = max(0, primary["lsn_bytes"] - position.replay_lsn)
-    return {"lag_bytes": lag_bytes, "lag_seconds": round(position.lag_seconds, 3)}
+    return {"lag_bytes": lag_bytes, "lag_seconds": round(position.lag_seconds, 3), "streaming": position.streaming}
 
 
 def probe_redis(extension: str) -> Callable[[], dict[str, Any]]:

@@ -26,18 +26,29 @@ class ReplicaPosition:
 
     in_recovery: bool
     replay_lsn: int | None
+    receive_lsn: int | None
     lag_seconds: float
+    streaming: bool
+
+    @property
+    def lag_bytes(self) -> int:
+        """WAL received from the primary but not yet replayed."""
+        if self.replay_lsn is None or self.receive_lsn is None:
+            return 0
+        return max(0, self.receive_lsn - self.replay_lsn)
 
 
 REPLICA_POSITION_SQL = text(
     """
     SELECT pg_is_in_recovery(),
            pg_last_wal_replay_lsn()::text,
+           pg_last_wal_receive_lsn()::text,
            CASE
              WHEN NOT pg_is_in_recovery() THEN 0
              WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
              ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-           END::float8
+           END::float8,
+           COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1), false)
     """
 )
 
@@ -47,9 +58,11 @@ def primary_lsn(conn: Connection) -> int:
 
 
 def replica_position(conn: Connection) -> ReplicaPosition:
-    in_recovery, replay, lag = conn.execute(REPLICA_POSITION_SQL).one()
+    in_recovery, replay, receive, lag, streaming = conn.execute(REPLICA_POSITION_SQL).one()
     return ReplicaPosition(
         in_recovery=bool(in_recovery),
         replay_lsn=parse_lsn(replay) if replay else None,
+        receive_lsn=parse_lsn(receive) if receive else None,
         lag_seconds=float(lag),
+        streaming=bool(streaming),
     )

@@ -1,0 +1,295 @@
+"""Read/write routing between the primary (`db`) and the streaming replica (`db-replica`).
+
+The rules (after GitLab's PostgreSQL load balancing):
+
+* Writes, and every statement of a transaction that has written, go to the primary.
+* A plain read goes to the replica, unless
+  - the replica is unreachable, or lags more than the configured bytes/seconds: it is
+    skipped for a short back-off and reads use the primary;
+  - the reader recently wrote (read-your-writes): after each commit the primary's WAL
+    position is stored in Redis for the writer (a session's user or an API key), and the
+    replica serves that writer only once ``pg_last_wal_replay_lsn()`` has reached it.
+* The replica's position is fetched at most once per ``REPLICA_LSN_CACHE_MS`` per process.
+
+``decide_read_target`` is the pure decision; ``ReplicaMonitor`` keeps the per-process view
+of the replica; ``WritePositions`` keeps the writers' positions in Redis; ``RoutingSession``
+applies the decision to each transaction of Flask-SQLAlchemy's session.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import redis
+import sqlalchemy as sa
+from flask import current_app, g, has_app_context, has_request_context
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.db.wal import ReplicaPosition, primary_lsn, replica_position
+from app.metrics import DB_READS
+
+log = logging.getLogger(__name__)
+
+PRIMARY = "primary"
+REPLICA = "replica"
+
+# Keys in Session.info for the current transaction.
+_WROTE = "newsdesk.wrote"
+_DECISION = "newsdesk.read_decision"
+_FORCE_PRIMARY = "newsdesk.force_primary"
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LagLimits:
+    max_bytes: int
+    max_seconds: float
+
+
+def decide_read_target(
+    position: ReplicaPosition | None,
+    required_lsn: int | None,
+    limits: LagLimits,
+) -> Decision:
+    """Where a read goes, given the replica's position (None: unreachable or backing off)
+    and the reader's last write position (None: no recent write)."""
+    if position is None:
+        return Decision(PRIMARY, "replica_unavailable")
+    if not position.in_recovery or not position.streaming:
+        return Decision(PRIMARY, "replica_not_streaming")
+    if position.lag_bytes > limits.max_bytes or position.lag_seconds > limits.max_seconds:
+        return Decision(PRIMARY, "replica_lagging")
+    if required_lsn is None:
+        return Decision(REPLICA, "no_recent_write")
+    if position.replay_lsn is not None and position.replay_lsn >= required_lsn:
+        return Decision(REPLICA, "replica_caught_up")
+    return Decision(PRIMARY, "replica_behind_writer")
+
+
+class ReplicaMonitor:
+    """This process's view of the replica: its position, cached for a few milliseconds,
+    and a back-off after it failed or lagged."""
+
+    def __init__(
+        self,
+        engine: Callable[[], sa.Engine],
+        limits: LagLimits,
+        cache_seconds: float,
+        backoff_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self.limits = limits
+        self._cache_seconds = cache_seconds
+        self._backoff_seconds = backoff_seconds
+        self._clock = clock
+        self._position: ReplicaPosition | None = None
+        self._fetched_at = float("-inf")
+        self._backoff_until = float("-inf")
+        self._lock = threading.Lock()
+
+    def mark_unavailable(self, why: str) -> None:
+        """Skip the replica for the back-off period."""
+        if self._clock() >= self._backoff_until:
+            log.warning("replica skipped for %.1fs: %s", self._backoff_seconds, why)
+        self._backoff_until = self._clock() + self._backoff_seconds
+        self._position = None
+
+    def position(self) -> ReplicaPosition | None:
+        """The replica's position, or None while it is unreachable, lagging or backing off."""
+        now = self._clock()
+        if now < self._backoff_until:
+            return None
+        if now - self._fetched_at <= self._cache_seconds:
+            return self._position
+        # One greenlet refreshes; the others use the previous value meanwhile.
+        if not self._lock.acquire(blocking=self._position is None):
+            return self._position
+        try:
+            with self._engine().connect() as conn:
+                position = replica_position(conn)
+        except DBAPIError as exc:
+            self.mark_unavailable(f"{type(exc.orig).__name__ if exc.orig else type(exc).__name__}")
+            return None
+        finally:
+            self._lock.release()
+        self._position, self._fetched_at = position, self._clock()
+        lagging = position.lag_bytes > self.limits.max_bytes or position.lag_seconds > self.limits.max_seconds
+        if lagging:
+            self.mark_unavailable(f"lagging {position.lag_bytes} bytes / {position.lag_seconds:.1f}s")
+            return None
+        return position
+
+
+class WritePositions:
+    """The primary's WAL position after each writer's latest commit, in Redis with a short expiry."""
+
+    # Keep the highest position: two concurrent commits by one writer may report out of order.
+    _REMEMBER = """
+    local current = redis.call('GET', KEYS[1])
+    if (not current) or tonumber(current) < tonumber(ARGV[1]) then
+      redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    else
+      redis.call('EXPIRE', KEYS[1], ARGV[2])
+    end
+    return 1
+    """
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int, prefix: str = "newsdesk:ryw:") -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._prefix = prefix
+        self._remember = client.register_script(self._REMEMBER)
+
+    def remember(self, writer: str, lsn: int) -> None:
+        self._remember(keys=[self._prefix + writer], args=[lsn, self._ttl])
+
+    def required(self, writer: str) -> int | None:
+        raw = self._client.get(self._prefix + writer)
+        return int(raw) if raw is not None else None
+
+
+class Router:
+    """Binds the monitor, the write positions and the engines of one app."""
+
+    def __init__(self, monitor: ReplicaMonitor, positions: WritePositions) -> None:
+        self.monitor = monitor
+        self.positions = positions
+
+    def decide(self, writer: str | None) -> Decision:
+        required: int | None = None
+        if writer is not None:
+            try:
+                required = self.positions.required(writer)
+            except redis.RedisError as exc:
+                log.warning("read-your-writes position unknown (%s): reading from the primary", exc)
+                return Decision(PRIMARY, "writer_position_unknown")
+        return decide_read_target(self.monitor.position(), required, self.monitor.limits)
+
+    def remember_commit(self, engine: sa.Engine, writer: str) -> None:
+        try:
+            with engine.connect() as conn:
+                lsn = primary_lsn(conn)
+            self.positions.remember(writer, lsn)
+        except (DBAPIError, redis.RedisError) as exc:
+            # The write itself is committed; losing the mark only risks one stale read.
+            log.warning("could not record the write position of %s: %s", writer, exc)
+
+
+def current_writer() -> str | None:
+    """The identity whose writes this request must see: set by authentication in ``g``."""
+    if has_request_context() or has_app_context():
+        return g.get("writer")
+    return None
+
+
+def current_router() -> Router:
+    return current_app.extensions["db_router"]
+
+
+def _is_plain_read(clause: Any) -> bool:
+    return isinstance(clause, sa.Select) and clause._for_update_arg is None
+
+
+class RoutingSession(FlaskSQLAlchemySession):
+    """Flask-SQLAlchemy's session, choosing primary or replica per transaction."""
+
+    def get_bind(
+        self,
+        mapper: Any | None = None,
+        clause: Any | None = None,
+        bind: sa.Engine | sa.Connection | None = None,
+        **kwargs: Any,
+    ) -> sa.Engine | sa.Connection:
+        if bind is not None:
+            return bind
+        engines = self._db.engines
+        if self._flushing or isinstance(clause, (sa.UpdateBase, sa.TextClause)):
+            self.info[_WROTE] = True
+            return engines[None]
+        if self.info.get(_WROTE) or not _is_plain_read(clause):
+            return engines[None]
+        decision = self.info.get(_DECISION)
+        if decision is None:
+            if self.info.get(_FORCE_PRIMARY) or "replica" not in engines:
+                decision = Decision(PRIMARY, "forced_primary")
+            else:
+                decision = current_router().decide(current_writer())
+            self.info[_DECISION] = decision
+            DB_READS.labels(decision.target, decision.reason).inc()
+        return engines["replica"] if decision.target == REPLICA else engines[None]
+
+
+@event.listens_for(RoutingSession, "after_commit")
+def _remember_write_position(session: Session) -> None:
+    wrote = session.info.pop(_WROTE, False)
+    session.info.pop(_DECISION, None)
+    writer = current_writer()
+    if wrote and writer is not None and isinstance(session, RoutingSession):
+        current_router().remember_commit(session._db.engines[None], writer)
+
+
+@event.listens_for(RoutingSession, "after_rollback")
+def _forget_transaction(session: Session) -> None:
+    session.info.pop(_WROTE, None)
+    session.info.pop(_DECISION, None)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def replica_fallback(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a read; if the replica fails under it, skip the replica and run it again on the primary.
+
+    For read-only functions (the read path): running them twice is harmless.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from app.extensions import db
+
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            decision = db.session.info.get(_DECISION)
+            if decision is None or decision.target != REPLICA:
+                raise
+            current_router().monitor.mark_unavailable(f"query failed: {exc.orig or exc}")
+            db.session.rollback()
+            db.session.info[_FORCE_PRIMARY] = True
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                db.session.info.pop(_FORCE_PRIMARY, None)
+
+    return wrapper
+
+
+def init_router(app: Any, engine_getter: Callable[[], sa.Engine]) -> Router:
+    settings = app.extensions["settings"]
+    router = Router(
+        ReplicaMonitor(
+            engine_getter,
+            LagLimits(settings.replica_max_lag_bytes, settings.replica_max_lag_seconds),
+            cache_seconds=settings.replica_lsn_cache_ms / 1000,
+            backoff_seconds=settings.replica_backoff_seconds,
+        ),
+        WritePositions(app.extensions["redis"], settings.read_your_writes_ttl),
+    )
+    app.extensions["db_router"] = router
+    return router
