@@ -11,7 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings
 from app.db.routing import init_router
-from app.extensions import celery_init_app, db, init_redis, migrate
+from app.auth import init_auth
+from app.extensions import celery_init_app, csrf, db, init_redis, init_sessions, migrate
 from app.logs import configure_logging, request_id_var
 
 #: This replica's name (the container hostname), sent as X-Served-By on every response.
@@ -37,9 +38,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db)
     init_redis(app)
     init_router(app, lambda: db.engines["replica"])
+    init_sessions(app)
+    csrf.init_app(app)
     celery_init_app(app)
 
     register_request_hooks(app)
+    init_auth(app)
     register_blueprints(app)
     register_cli(app)
     return app

@@ -8,13 +8,16 @@ import redis
 from celery import Celery, Task
 from flask import Flask
 from flask_migrate import Migrate
+from flask_session.redis import RedisSessionInterface
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 
 from app.db.routing import RoutingSession
 from app.models.base import Base
 
 db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
+csrf = CSRFProtect()
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -33,6 +36,32 @@ def init_redis(app: Flask) -> None:
     settings = app.extensions["settings"]
     app.extensions["redis"] = redis_client(settings.redis_url)
     app.extensions["cache_redis"] = redis_client(settings.cache_url)
+
+
+class ResilientRedisSessionInterface(RedisSessionInterface):
+    """Server-side sessions in Redis that degrade instead of failing when Redis is down:
+    the request is served as anonymous (logged out) rather than answered with a 500."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        try:
+            return super().open_session(app, request)
+        except redis.RedisError as exc:
+            app.logger.warning("session store unavailable, serving anonymously: %s", exc)
+            return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        try:
+            super().save_session(app, session, response)
+        except redis.RedisError as exc:
+            app.logger.warning("session store unavailable, session not saved: %s", exc)
+
+
+def init_sessions(app: Flask) -> None:
+    """Server-side sessions in the `redis` service, shared by every replica."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = 14 * 24 * 3600
+    app.session_interface = ResilientRedisSessionInterface(
+        app, client=app.extensions["redis"], key_prefix="newsdesk:session:", permanent=True
+    )
 
 
 def celery_init_app(app: Flask) -> Celery:

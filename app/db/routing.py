@@ -18,11 +18,12 @@ applies the decision to each transaction of Flask-SQLAlchemy's session.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -46,6 +47,7 @@ REPLICA = "replica"
 _WROTE = "newsdesk.wrote"
 _DECISION = "newsdesk.read_decision"
 _FORCE_PRIMARY = "newsdesk.force_primary"
+_MIN_LSN = "newsdesk.min_lsn"
 
 
 @dataclass(frozen=True)
@@ -170,14 +172,17 @@ class Router:
         self.monitor = monitor
         self.positions = positions
 
-    def decide(self, writer: str | None) -> Decision:
-        required: int | None = None
+    def decide(self, writer: str | None, min_lsn: int = 0) -> Decision:
+        """Decide for ``writer``'s read that must also see at least ``min_lsn`` (0: anything)."""
+        required = min_lsn or None
         if writer is not None:
             try:
-                required = self.positions.required(writer)
+                written = self.positions.required(writer)
             except redis.RedisError as exc:
                 log.warning("read-your-writes position unknown (%s): reading from the primary", exc)
                 return Decision(PRIMARY, "writer_position_unknown")
+            if written is not None:
+                required = max(written, min_lsn)
         return decide_read_target(self.monitor.position(), required, self.monitor.limits)
 
     def remember_commit(self, engine: sa.Engine, writer: str) -> None:
@@ -228,7 +233,7 @@ class RoutingSession(FlaskSQLAlchemySession):
             if self.info.get(_FORCE_PRIMARY) or "replica" not in engines:
                 decision = Decision(PRIMARY, "forced_primary")
             else:
-                decision = current_router().decide(current_writer())
+                decision = current_router().decide(current_writer(), self.info.get(_MIN_LSN, 0))
             self.info[_DECISION] = decision
             DB_READS.labels(decision.target, decision.reason).inc()
         return engines["replica"] if decision.target == REPLICA else engines[None]
@@ -247,6 +252,25 @@ def _remember_write_position(session: Session) -> None:
 def _forget_transaction(session: Session) -> None:
     session.info.pop(_WROTE, None)
     session.info.pop(_DECISION, None)
+
+
+@contextlib.contextmanager
+def reading_at_least(lsn: int) -> Iterator[None]:
+    """Reads inside this block see at least WAL position ``lsn`` (the replica only if it has
+    replayed that far). Used to refill a cache entry invalidated at ``lsn``."""
+    from app.extensions import db
+
+    if lsn <= 0:
+        yield
+        return
+    info = db.session.info
+    info.pop(_DECISION, None)
+    info[_MIN_LSN] = lsn
+    try:
+        yield
+    finally:
+        info.pop(_MIN_LSN, None)
+        info.pop(_DECISION, None)
 
 
 P = ParamSpec("P")

@@ -3,5 +3,6 @@
 from app.models.article import Article
 from app.models.base import Base
 from app.models.user import ApiKey, User
+from app.models.view_flush import ViewFlushBatch
 
-__all__ = ["ApiKey", "Article", "Base", "User"]
+__all__ = ["ApiKey", "Article", "Base", "User", "ViewFlushBatch"]

@@ -1,8 +1,8 @@
-"""accounts, api keys and articles
+"""accounts, api keys, articles and view flush batches
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 08:21:46.647188
+Create Date: 2026-11-21 08:26:33.619238
 
 """
 from alembic import op
@@ -30,6 +30,14 @@ def upgrade():
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index('uq_users_email_lower', [sa.literal_column('lower(email)')], unique=True)
+
+    op.create_table('view_flush_batches',
+    sa.Column('batch_id', sa.String(length=64), nullable=False),
+    sa.Column('applied_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('batch_id', name=op.f('pk_view_flush_batches'))
+    )
+    with op.batch_alter_table('view_flush_batches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_view_flush_batches_applied_at'), ['applied_at'], unique=False)
 
     op.create_table('api_keys',
     sa.Column('id', sa.BigInteger(), nullable=False),
@@ -85,6 +93,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_api_keys_user_id'))
 
     op.drop_table('api_keys')
+    with op.batch_alter_table('view_flush_batches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_view_flush_batches_applied_at'))
+
+    op.drop_table('view_flush_batches')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index('uq_users_email_lower')
 
