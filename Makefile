@@ -11,7 +11,7 @@ COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare images build up down clean logs ps seed test test-unit test-integration test-e2e lint
+.PHONY: help prepare build up down clean logs ps seed test test-unit test-integration test-e2e lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,7 @@ build: prepare ## Build the app image
 
 up: build ## Start the stack (WEB=3 web replicas, WORKERS=2 workers) and wait until healthy
 	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans --scale web=$(WEB) --scale worker=$(WORKERS)
+	@$(COMPOSE) exec -T web flask seed --if-empty
 	@scripts/after-up.sh
 
 down: ## Stop the stack (data volumes are kept)
@@ -33,6 +34,9 @@ down: ## Stop the stack (data volumes are kept)
 
 clean: ## Stop the stack and delete its data volumes
 	$(COMPOSE) --profile test down --remove-orphans --volumes
+
+seed: ## More demo data: make seed USERS=50 ARTICLES=10000
+	$(COMPOSE) exec -T web flask seed --users $(or $(USERS),20) --articles $(or $(ARTICLES),1000)
 
 logs: ## Follow the logs of every service
 	$(COMPOSE) logs -f --tail 100
@@ -45,12 +49,12 @@ test: up ## Unit, integration and end-to-end tests against the running stack
 
 test-unit: build ## Unit tests (no services), in the app image
 	$(COMPOSE) --profile test build test
-	$(COMPOSE) --profile test run --rm --no-deps test pytest -q tests/unit
+	$(COMPOSE) --profile test run --rm --no-deps test pytest -q -p no:cacheprovider tests/unit
 
 test-integration: build ## Integration tests against the real PostgreSQL primary + replica and Redis
 	$(COMPOSE) --profile test build test
 	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) db db-replica redis cache
-	$(COMPOSE) --profile test run --rm test pytest -q tests/integration
+	$(COMPOSE) --profile test run --rm test pytest -q -p no:cacheprovider tests/integration
 
 test-e2e: ## End-to-end tests through nginx against the running stack (make up first)
 	@scripts/venv.sh

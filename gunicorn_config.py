@@ -9,6 +9,7 @@ is ever shared between processes.
 from __future__ import annotations
 
 import os
+import shutil
 
 
 def _int(name: str, default: int, lo: int, hi: int) -> int:
@@ -68,3 +69,19 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO" if accesslog else "WARNING", "propagate": False},
     },
 }
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn server hook
+    """Fresh Prometheus multiprocess directory for this master's workers."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn server hook
+    """A recycled worker's live gauges must not be summed forever."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -9,11 +9,12 @@ import uuid
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import Settings
-from app.db.routing import init_router
 from app.auth import init_auth
+from app.config import Settings
+from app.database.routing import init_router
 from app.extensions import celery_init_app, csrf, db, init_redis, init_sessions, migrate
 from app.logs import configure_logging, request_id_var
+from app.metrics import init_metrics
 
 #: This replica's name (the container hostname), sent as X-Served-By on every response.
 HOSTNAME = socket.gethostname()
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     celery_init_app(app)
 
     register_request_hooks(app)
+    init_metrics(app)
     init_auth(app)
     register_blueprints(app)
     register_cli(app)
@@ -78,6 +80,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from app.cli import tasks_cli
+    from app.cli import keys_cli, tasks_cli, users_cli
+    from app.seed import seed
 
-    app.cli.add_command(tasks_cli)
+    for command in (tasks_cli, users_cli, keys_cli, seed):
+        app.cli.add_command(command)

@@ -1,7 +1,7 @@
 """Who is making the request: a logged-in user (server-side session) or an API key.
 
 Sets ``g.user`` and ``g.writer``; ``g.writer`` is the identity whose own writes the
-request must read (see app.db.routing).
+request must read (see app.database.routing).
 """
 
 from __future__ import annotations

@@ -1,14 +1,25 @@
-"""Flask CLI commands (run inside the web container: `docker compose exec web flask ...`)."""
+"""Flask CLI commands, run inside the web container: `docker compose exec web flask ...`."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.services import accounts
+from app.services.errors import Conflict, NotFound, ValidationFailed
+
 tasks_cli = AppGroup("tasks", help="Send Celery tasks from this replica.")
+users_cli = AppGroup("users", help="Manage accounts.")
+keys_cli = AppGroup("keys", help="Manage API keys.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
 
 
 @tasks_cli.command("smoke")
@@ -19,3 +30,58 @@ def smoke(timeout: float) -> None:
     result = celery.send_task("smoke.ping", kwargs={"payload": "hello"})
     answer = result.get(timeout=timeout)
     click.echo(json.dumps({"task_id": result.id, "result": answer}))
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True, help="Display name.")
+@click.option("--password", help="Password; read from stdin when omitted.")
+@click.option("--admin", is_flag=True, help="May open /ops.")
+@click.option("--exist-ok", is_flag=True, help="Succeed (and update the admin flag) if the account exists.")
+def create_user(email: str, display_name: str, password: str | None, admin: bool, exist_ok: bool) -> None:
+    """Create an account (the password is read from stdin unless --password is given)."""
+    if password is None:
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if not sys.stdin.isatty()
+            else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        )
+    try:
+        user = accounts.register_user(email, display_name, password, is_admin=admin)
+    except ValidationFailed as exc:
+        _fail(str(exc))
+    except Conflict as exc:
+        if not exist_ok:
+            _fail(str(exc))
+        user = accounts.set_admin(email, admin) if admin else accounts.find_user_by_email(email)
+    click.echo(f"user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
+
+
+@keys_cli.command("create")
+@click.option("--email", required=True, help="The owner's email.")
+@click.option("--name", required=True, help="A name for the key.")
+def create_key(email: str, name: str) -> None:
+    """Create an API key; the key itself is printed alone on the last line (shown once)."""
+    user = accounts.find_user_by_email(email)
+    if user is None:
+        _fail(f"no account with email {email}")
+    try:
+        key, plaintext = accounts.create_api_key(user, name)
+    except ValidationFailed as exc:
+        _fail(str(exc))
+    click.echo(f"key {key.id} ({key.prefix}) for {user.email}:")
+    click.echo(plaintext)
+
+
+@keys_cli.command("revoke")
+@click.option("--email", required=True)
+@click.option("--id", "key_id", type=int, required=True)
+def revoke_key(email: str, key_id: int) -> None:
+    user = accounts.find_user_by_email(email)
+    if user is None:
+        _fail(f"no account with email {email}")
+    try:
+        accounts.revoke_api_key(user, key_id)
+    except NotFound as exc:
+        _fail(str(exc))
+    click.echo(f"revoked key {key_id}")

@@ -101,6 +101,14 @@ class Settings:
     replica_backoff_seconds: float
     replica_lsn_cache_ms: int
     read_your_writes_ttl: int
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str
+    smtp_password: str
+    smtp_starttls: bool
+    mail_from: str
+    api_write_limit: str
+    login_limit: str
 
     @property
     def is_production(self) -> bool:
@@ -133,6 +141,14 @@ class Settings:
             replica_backoff_seconds=env_float(env, "REPLICA_BACKOFF_SECONDS", 5.0, 0.1, 600.0),
             replica_lsn_cache_ms=env_int(env, "REPLICA_LSN_CACHE_MS", 20, 0, 10000),
             read_your_writes_ttl=env_int(env, "READ_YOUR_WRITES_TTL", 30, 1, 3600),
+            smtp_host=env_str(env, "SMTP_HOST"),
+            smtp_port=env_int(env, "SMTP_PORT", 587, 1, 65535),
+            smtp_user=env_str(env, "SMTP_USER"),
+            smtp_password=env_str(env, "SMTP_PASSWORD"),
+            smtp_starttls=env_bool(env, "SMTP_STARTTLS", True),
+            mail_from=env_str(env, "MAIL_FROM", "Newsdesk <newsdesk@localhost>"),
+            api_write_limit=env_str(env, "API_WRITE_LIMIT", "60/minute"),
+            login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")

@@ -12,7 +12,7 @@ from flask_session.redis import RedisSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from app.db.routing import RoutingSession
+from app.database.routing import RoutingSession
 from app.models.base import Base
 
 db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})

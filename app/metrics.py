@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 REQUEST_LATENCY = Histogram(
     "newsdesk_http_request_duration_seconds",
@@ -20,3 +32,39 @@ CACHE_REQUESTS = Counter(
     "Lookups in the shared cache.",
     ["result"],
 )
+
+
+def init_metrics(app: Flask) -> None:
+    """Time every request, and serve `/metrics` (per replica; nginx does not expose it).
+
+    Under gunicorn each worker process writes its samples to PROMETHEUS_MULTIPROC_DIR and
+    `/metrics` aggregates every process's files, so the numbers are the replica's, not the
+    one worker's that happened to answer (gunicorn_config.py clears the directory at start
+    and marks dead workers).
+    """
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        os.makedirs(multiproc_dir, exist_ok=True)
+
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def observe(response: Response) -> Response:
+        started = g.pop("request_started", None)
+        if started is not None:
+            endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
+            REQUEST_LATENCY.labels(endpoint, request.method, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        if multiproc_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

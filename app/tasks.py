@@ -19,7 +19,7 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> str | None:
     celery = current_app.extensions["celery"]
     try:
         result = celery.send_task(name, args=args, kwargs=kwargs, retry=True, retry_policy={"max_retries": 2})
-    except Exception:  # noqa: BLE001 - any broker/transport error
+    except Exception:
         log.exception("could not enqueue task %s", name, extra={"task_args": repr(args)[:200]})
         return None
     return result.id

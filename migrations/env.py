@@ -31,13 +31,15 @@ config.set_main_option("sqlalchemy.url", get_engine().url.render_as_string(hide_
 
 def run_migrations_offline() -> None:
     """Emit SQL for the migrations without a database connection (`flask db upgrade --sql`)."""
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_db.metadata, literal_binds=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"), target_metadata=target_db.metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
-    def process_revision_directives(context, revision, directives):  # noqa: ANN001
+    def process_revision_directives(context, revision, directives) -> None:  # noqa: ANN001
         # `flask db migrate` with no schema change writes no empty revision.
         if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
             directives[:] = []

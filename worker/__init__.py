@@ -9,7 +9,10 @@ from worker import signals
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
-celery.conf.include = ["worker.tasks.smoke"]
+celery.conf.include = ["worker.tasks.smoke", "worker.tasks.articles", "worker.tasks.accounts"]
+celery.conf.beat_schedule = {
+    "flush-views": {"task": "articles.flush_views", "schedule": 2.0, "options": {"expires": 10}},
+}
 signals.connect(celery)
 
 __all__ = ["celery", "flask_app"]

@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from app import HOSTNAME
-from app.db.wal import primary_lsn, replica_position
+from app.database.wal import primary_lsn, replica_position
 from app.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -30,7 +30,7 @@ def timed(probe: Callable[[], dict[str, Any]]) -> Check:
     started = time.perf_counter()
     try:
         result: Check = {"ok": True, **probe()}
-    except Exception as exc:  # noqa: BLE001 - any failure of a dependency is a failed check
+    except Exception as exc:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result

@@ -1,8 +1,8 @@
 """SQLAlchemy 2.0 typed models, one module per aggregate."""
 
-from app.models.article import Article
+from app.models.article import Article, ArticleTerm
 from app.models.base import Base
 from app.models.user import ApiKey, User
 from app.models.view_flush import ViewFlushBatch
 
-__all__ = ["ApiKey", "Article", "Base", "User", "ViewFlushBatch"]
+__all__ = ["ApiKey", "Article", "ArticleTerm", "Base", "User", "ViewFlushBatch"]

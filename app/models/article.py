@@ -46,3 +46,12 @@ class Article(Base):
     )
 
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class ArticleTerm(Base):
+    """The distinct terms of each article: the corpus's document frequencies for keyword weighting."""
+
+    __tablename__ = "article_terms"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

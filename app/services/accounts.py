@@ -11,9 +11,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import ApiKey, User
+from app.services import mail
 from app.services.errors import Conflict, NotFound
 from app.services.keys import generate_key, hash_key, looks_like_key
 from app.services.validation import normalize_email, validate_key_name, validate_registration
+from app.tasks import enqueue
+
+SEND_EMAIL_TASK = "accounts.send_email"
 
 # scrypt (Werkzeug's default): salted and memory-hard.
 PASSWORD_METHOD = "scrypt"
@@ -37,6 +41,8 @@ def register_user(email: str, display_name: str, password: str, *, is_admin: boo
     except IntegrityError:
         db.session.rollback()
         raise Conflict("an account with this email already exists") from None
+    subject, body = mail.welcome(user.display_name)
+    enqueue(SEND_EMAIL_TASK, user.email, subject, body)
     return user
 
 

@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 import redis
 from flask import current_app
 
-from app.db.routing import reading_at_least
-from app.db.wal import primary_lsn
+from app.database.routing import reading_at_least
+from app.database.wal import primary_lsn
 from app.extensions import db
 from app.metrics import CACHE_REQUESTS
 
@@ -157,7 +157,7 @@ def invalidate(*namespaces: str) -> None:
     try:
         with db.engine.connect() as conn:
             lsn = primary_lsn(conn)
-    except Exception as exc:  # noqa: BLE001 - without the position, demand the primary
+    except Exception as exc:
         log.warning("no WAL position for cache invalidation (%s); refills read the primary", exc)
         lsn = 2**63 - 1
     try:

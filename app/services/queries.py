@@ -1,5 +1,5 @@
 """The read path: what pages and the API show. Plain reads, routed to the replica when it
-is safe (app.db.routing), retried on the primary if the replica fails underneath."""
+is safe (app.database.routing), retried on the primary if the replica fails underneath."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db.routing import replica_fallback
+from app.database.routing import replica_fallback
 from app.extensions import db
 from app.models import ApiKey, Article, User
 
@@ -28,8 +28,13 @@ class Page:
         return max(1, math.ceil(self.total / self.per_page))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "page": self.page, "per_page": self.per_page, "total": self.total,
-                "pages": self.pages}
+        return {
+            "items": self.items,
+            "page": self.page,
+            "per_page": self.per_page,
+            "total": self.total,
+            "pages": self.pages,
+        }
 
 
 def article_dict(article: Article, *, with_body: bool = True) -> dict[str, Any]:
@@ -50,8 +55,12 @@ def article_dict(article: Article, *, with_body: bool = True) -> dict[str, Any]:
 
 
 def user_dict(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "display_name": user.display_name,
-            "created_at": user.created_at.isoformat()}
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 @replica_fallback
@@ -84,10 +93,7 @@ def popular_articles(limit: int = POPULAR_LIMIT) -> list[dict[str, Any]]:
 @replica_fallback
 def articles_by_author(author_id: int, limit: int = 100) -> list[dict[str, Any]]:
     rows = db.session.execute(
-        sa.select(Article)
-        .where(Article.author_id == author_id)
-        .order_by(Article.published_at.desc())
-        .limit(limit)
+        sa.select(Article).where(Article.author_id == author_id).order_by(Article.published_at.desc()).limit(limit)
     ).scalars()
     return [article_dict(a, with_body=False) for a in rows]
 

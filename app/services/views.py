@@ -51,7 +51,9 @@ def _apply_batch(client: redis.Redis, batch_key: str) -> int:
     else:
         for article_id, delta in sorted(deltas.items()):
             db.session.execute(
-                sa.update(Article).where(Article.id == article_id).values(views=Article.views + delta, updated_at=Article.updated_at)
+                sa.update(Article)
+                .where(Article.id == article_id)
+                .values(views=Article.views + delta, updated_at=Article.updated_at)
             )
         db.session.commit()
     client.delete(batch_key)

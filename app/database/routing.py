@@ -35,7 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.db.wal import ReplicaPosition, primary_lsn, replica_position
+from app.database.wal import ReplicaPosition, primary_lsn, replica_position
 from app.metrics import DB_READS
 
 log = logging.getLogger(__name__)

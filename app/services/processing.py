@@ -1,0 +1,73 @@
+"""Background processing of an article: summary, keywords, status `ready`."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from app import text
+from app.extensions import db
+from app.models import Article, ArticleTerm
+from app.models.article import STATUS_READY
+from app.services import cache as article_cache
+
+log = logging.getLogger(__name__)
+
+
+def document_frequencies(terms: set[str]) -> dict[str, int]:
+    if not terms:
+        return {}
+    rows = db.session.execute(
+        sa.select(ArticleTerm.term, sa.func.count())
+        .where(ArticleTerm.term.in_(sorted(terms)))
+        .group_by(ArticleTerm.term),
+        bind_arguments={"bind": db.engine},
+    )
+    return {term: count for term, count in rows}
+
+
+def replace_terms(article_id: int, terms: set[str]) -> None:
+    db.session.execute(sa.delete(ArticleTerm).where(ArticleTerm.article_id == article_id))
+    if terms:
+        db.session.execute(
+            insert(ArticleTerm).on_conflict_do_nothing(),
+            [{"article_id": article_id, "term": term} for term in sorted(terms)],
+        )
+
+
+def process_article(article_id: int) -> bool:
+    """Summarise and tag one article. Idempotent: a second run leaves the row as it is.
+
+    The row is locked for the whole computation, so an edit committed meanwhile waits and
+    then enqueues its own processing; an old body can never overwrite a newer one.
+    Returns False when the article no longer exists.
+    """
+    article = db.session.execute(
+        sa.select(Article).where(Article.id == article_id).with_for_update(of=Article)
+    ).scalar_one_or_none()
+    if article is None:
+        db.session.rollback()
+        log.info("article %s is gone; nothing to process", article_id)
+        return False
+    content = f"{article.title}\n\n{article.body}"
+    terms = text.terms_of(content)
+    replace_terms(article.id, terms)
+    db.session.flush()
+    n_docs = db.session.execute(sa.select(sa.func.count()).select_from(Article)).scalar_one()
+    df = document_frequencies(terms)
+    summary = text.summarize(article.body, df, n_docs)
+    keywords = text.keywords(content, df, n_docs)
+    changed = (article.summary, list(article.keywords or []), article.status) != (summary, keywords, STATUS_READY)
+    if changed:
+        db.session.execute(
+            sa.update(Article)
+            .where(Article.id == article.id)
+            .values(summary=summary, keywords=keywords, status=STATUS_READY, updated_at=Article.updated_at)
+        )
+    db.session.commit()
+    if changed:
+        article_cache.invalidate_article(article_id)
+    log.info("article %s processed", article_id, extra={"keywords": keywords, "changed": changed})
+    return True

@@ -1,0 +1,107 @@
+"""End-to-end fixtures: the running compose stack, reached through nginx and `docker compose`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def _env_file() -> dict[str, str]:
+    values: dict[str, str] = {}
+    path = ROOT / ".env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+ENV = _env_file()
+BASE_URL = os.environ.get("NEWSDESK_URL", f"http://127.0.0.1:{ENV.get('HTTP_PORT', '8080')}").rstrip("/")
+
+
+def compose(
+    *args: str, check: bool = True, timeout: float = 180, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run `docker compose ARGS` in the project directory."""
+    proc = subprocess.run(
+        ["docker", "compose", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, input=input
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"docker compose {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def flask_cmd(*args: str, input: str | None = None) -> str:
+    """Run a `flask` CLI command in a web replica and return its stdout."""
+    return compose("exec", "-T", "web", "flask", *args, input=input).stdout
+
+
+def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.2, message: str = "") -> T:
+    """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {message or condition} (last: {last!r})")
+
+
+def container_ids(service: str) -> list[str]:
+    return compose("ps", "-q", service).stdout.split()
+
+
+def inspect(container: str) -> dict[str, Any]:
+    out = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+def hostnames(service: str) -> set[str]:
+    return {inspect(cid)["Config"]["Hostname"] for cid in container_ids(service)}
+
+
+def served_by(session: requests.Session, n: int, path: str = "/healthz") -> Counter:
+    counts: Counter = Counter()
+    for _ in range(n):
+        response = session.get(BASE_URL + path, timeout=10)
+        assert response.status_code == 200, response.text
+        counts[response.headers["X-Served-By"]] += 1
+    return counts
+
+
+def scale(web: int, workers: int | None = None) -> None:
+    workers = workers if workers is not None else len(container_ids("worker")) or 2
+    compose("up", "-d", "--no-recreate", "--scale", f"web={web}", "--scale", f"worker={workers}", timeout=300)
+
+
+@pytest.fixture(scope="session")
+def stack() -> str:
+    """The stack must be up (`make up`); fail fast with a clear message otherwise."""
+    try:
+        requests.get(BASE_URL + "/healthz", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        pytest.fail(f"the stack does not answer at {BASE_URL} ({exc}); run `make up` first")
+    return BASE_URL
+
+
+@pytest.fixture
+def http() -> requests.Session:
+    with requests.Session() as session:
+        yield session

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+STRONG = "x" * 48
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env(env)
+
+
+def test_production_refuses_missing_secret_key() -> None:
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        settings(APP_ENV="production", POSTGRES_PASSWORD=STRONG).check_production()
+
+
+@pytest.mark.parametrize("secret", ["change-me", "CHANGE-ME", "dev", "short-but-not-default"])
+def test_production_refuses_default_or_short_secret_key(secret: str) -> None:
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        settings(APP_ENV="production", SECRET_KEY=secret, POSTGRES_PASSWORD=STRONG).check_production()
+
+
+@pytest.mark.parametrize("password", ["", "change-me", "postgres"])
+def test_production_refuses_default_database_password(password: str) -> None:
+    with pytest.raises(ConfigError, match="POSTGRES_PASSWORD"):
+        settings(APP_ENV="production", SECRET_KEY=STRONG, POSTGRES_PASSWORD=password).check_production()
+
+
+def test_production_accepts_strong_secrets() -> None:
+    settings(APP_ENV="production", SECRET_KEY=STRONG, POSTGRES_PASSWORD=STRONG).check_production()
+
+
+def test_production_is_the_default_environment() -> None:
+    assert settings().is_production
+
+
+def test_development_tolerates_defaults() -> None:
+    settings(APP_ENV="development").check_production()
+
+
+def test_database_urls_are_built_from_parts_with_the_password_quoted() -> None:
+    s = settings(
+        POSTGRES_USER="u", POSTGRES_PASSWORD="p@ss/word", POSTGRES_DB="d", DB_HOST="db", DB_REPLICA_HOST="db-replica"
+    )
+    assert s.database_url == "postgresql+psycopg2://u:p%40ss%2Fword@db:5432/d"
+    assert s.replica_url.endswith("@db-replica:5432/d")
+
+
+def test_explicit_database_url_wins() -> None:
+    s = settings(DATABASE_URL="postgresql+psycopg2://a:b@h/x")
+    assert s.database_url == "postgresql+psycopg2://a:b@h/x"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DB_POOL_SIZE", "0"),
+        ("DB_POOL_SIZE", "many"),
+        ("APP_ENV", "staging"),
+        ("SESSION_COOKIE_SECURE", "maybe"),
+        ("LOG_LEVEL", "LOUD"),
+        ("REPLICA_MAX_LAG_SECONDS", "-1"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        settings(**{name: value})
+
+
+def test_secure_cookie_defaults_on_in_production_only() -> None:
+    assert settings(APP_ENV="production").session_cookie_secure is True
+    assert settings(APP_ENV="development").session_cookie_secure is False
+    assert settings(APP_ENV="production", SESSION_COOKIE_SECURE="false").session_cookie_secure is False
+
+
+def test_celery_reliability_settings() -> None:
+    conf = settings().celery_config()
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
+    assert conf["task_soft_time_limit"] < conf["task_time_limit"]

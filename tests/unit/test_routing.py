@@ -1,0 +1,105 @@
+"""The read-routing decision, given the replica's position, the writer's LSN and lag bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.database.routing import PRIMARY, REPLICA, LagLimits, ReplicaMonitor, decide_read_target
+from app.database.wal import ReplicaPosition, format_lsn, parse_lsn
+
+LIMITS = LagLimits(max_bytes=1_000_000, max_seconds=5.0)
+
+
+def position(
+    replay: int = 1000, receive: int | None = None, lag: float = 0.0, streaming: bool = True, in_recovery: bool = True
+) -> ReplicaPosition:
+    return ReplicaPosition(
+        in_recovery=in_recovery,
+        replay_lsn=replay,
+        receive_lsn=receive if receive is not None else replay,
+        lag_seconds=lag,
+        streaming=streaming,
+    )
+
+
+def test_lsn_round_trip() -> None:
+    assert parse_lsn("16/B374D848") == (0x16 << 32) | 0xB374D848
+    assert format_lsn(parse_lsn("0/3000148")) == "0/3000148"
+    with pytest.raises(ValueError):
+        parse_lsn("nonsense")
+
+
+def test_reader_without_recent_write_uses_replica() -> None:
+    assert decide_read_target(position(), None, LIMITS).target == REPLICA
+
+
+def test_writer_reads_replica_once_it_replayed_the_write() -> None:
+    decision = decide_read_target(position(replay=5000), 5000, LIMITS)
+    assert (decision.target, decision.reason) == (REPLICA, "replica_caught_up")
+
+
+def test_writer_reads_primary_while_replica_is_behind_the_write() -> None:
+    decision = decide_read_target(position(replay=4999), 5000, LIMITS)
+    assert (decision.target, decision.reason) == (PRIMARY, "replica_behind_writer")
+
+
+def test_unreachable_replica_means_primary() -> None:
+    assert decide_read_target(None, None, LIMITS).target == PRIMARY
+
+
+@pytest.mark.parametrize(
+    "pos",
+    [position(replay=0, receive=2_000_000), position(lag=6.0)],
+    ids=["bytes", "seconds"],
+)
+def test_lagging_replica_is_skipped_even_for_anonymous_reads(pos: ReplicaPosition) -> None:
+    decision = decide_read_target(pos, None, LIMITS)
+    assert (decision.target, decision.reason) == (PRIMARY, "replica_lagging")
+
+
+def test_replica_that_is_not_streaming_or_promoted_is_skipped() -> None:
+    assert decide_read_target(position(streaming=False), None, LIMITS).target == PRIMARY
+    assert decide_read_target(position(in_recovery=False), None, LIMITS).target == PRIMARY
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_monitor_backs_off_after_failure_and_caches_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    results: list[ReplicaPosition | Exception] = [position(replay=10)]
+    monitor = ReplicaMonitor(lambda: None, LIMITS, cache_seconds=0.02, backoff_seconds=5.0, clock=clock)
+
+    class Conn:
+        def __enter__(self) -> Conn:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(monitor, "_engine", lambda: type("E", (), {"connect": lambda self: Conn()})())
+
+    def fake_position(_conn: object) -> ReplicaPosition:
+        calls.append(1)
+        return results[0]  # type: ignore[return-value]
+
+    monkeypatch.setattr("app.database.routing.replica_position", fake_position)
+    assert monitor.position() == position(replay=10)
+    assert monitor.position() == position(replay=10)
+    assert len(calls) == 1, "cached within cache_seconds"
+    clock.now += 0.05
+    monitor.position()
+    assert len(calls) == 2, "refreshed after cache_seconds"
+
+    monitor.mark_unavailable("test")
+    assert monitor.position() is None
+    clock.now += 4.9
+    assert monitor.position() is None, "still backing off"
+    clock.now += 0.2
+    assert monitor.position() == position(replay=10)
