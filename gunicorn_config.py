@@ -49,6 +49,8 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 proc_name = "newsdesk-web"
+# gunicornc's control socket; the default ($HOME/.gunicorn) is not writable for the app user.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")
 preload_app = False
 logconfig_dict = {
     "version": 1,

@@ -13,8 +13,10 @@ from app.auth import init_auth
 from app.config import Settings
 from app.database.routing import init_router
 from app.extensions import celery_init_app, csrf, db, init_redis, init_sessions, migrate
+from app.limits import init_limits
 from app.logs import configure_logging, request_id_var
 from app.metrics import init_metrics
+from app.services import heartbeats
 
 #: This replica's name (the container hostname), sent as X-Served-By on every response.
 HOSTNAME = socket.gethostname()
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_metrics(app)
     init_auth(app)
     register_blueprints(app)
+    init_limits(app)
     register_cli(app)
     return app
 
@@ -61,6 +64,7 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def stamp_response(response: Response) -> Response:
+        heartbeats.beat_throttled(app.extensions["redis"], heartbeats.REPLICAS, HOSTNAME)
         response.headers["X-Served-By"] = HOSTNAME
         if "request_id" in g:
             response.headers["X-Request-ID"] = g.request_id
@@ -74,9 +78,20 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.blueprints.account import bp as account_bp
+    from app.blueprints.auth import bp as auth_bp
     from app.blueprints.health import bp as health_bp
+    from app.blueprints.ops import bp as ops_bp
+    from app.blueprints.pages import bp as pages_bp
+    from app.blueprints.pages.errors import register_error_pages
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(ops_bp)
+    __import__("app.blueprints.api", fromlist=["init_api"]).init_api(app)  # JSON API v1 + problem+json errors
+    register_error_pages(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -10,8 +10,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 
+from app.database.routing import current_router
 from app.extensions import db
 from app.models import ApiKey, User
 
@@ -36,6 +38,11 @@ def load_session_user() -> None:
         return
     g.writer = user_writer(user_id)
     user = db.session.get(User, user_id)
+    if user is None:
+        # Not on the replica (yet)? Only the primary may say the account is gone.
+        user = db.session.execute(
+            sa.select(User).where(User.id == user_id), bind_arguments={"bind": db.engine}
+        ).scalar_one_or_none()
     if user is None or not user.is_active:
         session.clear()
         g.pop("writer", None)
@@ -43,18 +50,31 @@ def load_session_user() -> None:
     g.user = user
 
 
-def login_user(user: User) -> None:
-    """Start an authenticated session under a new session id (no fixation)."""
-    session.clear()
+def _new_session_id() -> None:
+    """Move the session to a fresh id, deleting the old server-side record."""
+    session["_rotating"] = True  # regenerate() only acts on a non-empty session
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    session.pop("_rotating", None)
+
+
+def login_user(user: User) -> None:
+    """Start an authenticated session under a new session id (no fixation).
+
+    The primary's WAL position is recorded for the user, so that their next requests read
+    their own account (created a moment ago, perhaps) even from a lagging replica.
+    """
+    _new_session_id()
+    session.clear()
     session[SESSION_USER] = user.id
     session.permanent = True
     g.user = user
     g.writer = user_writer(user.id)
+    current_router().remember_commit(db.engine, g.writer)
 
 
 def logout_user() -> None:
     """End the session: the server-side record is deleted and the cookie cleared."""
+    _new_session_id()
     session.clear()
     g.user = None
     g.pop("writer", None)
@@ -71,7 +91,9 @@ def login_required(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if g.get("user") is None:
             flash("Please log in first.", "info")
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            # After login, come back here, unless "here" was a form submission.
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("auth.login", next=target))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -108,6 +108,7 @@ class Settings:
     smtp_starttls: bool
     mail_from: str
     api_write_limit: str
+    ratelimit_storage_url: str
     login_limit: str
 
     @property
@@ -148,6 +149,7 @@ class Settings:
             smtp_starttls=env_bool(env, "SMTP_STARTTLS", True),
             mail_from=env_str(env, "MAIL_FROM", "Newsdesk <newsdesk@localhost>"),
             api_write_limit=env_str(env, "API_WRITE_LIMIT", "60/minute"),
+            ratelimit_storage_url=env_str(env, "RATELIMIT_STORAGE_URL", f"redis://{redis_host}:6379/3"),
             login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -195,7 +197,12 @@ class Settings:
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "JSON_SORT_KEYS": False,
-            "MAX_CONTENT_LENGTH": 1024 * 1024,
+            # 100,000 characters of escaped non-ASCII JSON fit; nginx allows 2 MiB, so the app
+            # (not nginx) answers a larger body with a problem+json 413.
+            "MAX_CONTENT_LENGTH": 1280 * 1024,
+            # CSRF tokens live as long as the (server-side, rotated at login) session: a long
+            # edit must not lose its text to an expired token.
+            "WTF_CSRF_TIME_LIMIT": None,
             "CELERY": self.celery_config(),
         }
 

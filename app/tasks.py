@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import current_app
 
+from app.logs import request_id_var
+
 log = logging.getLogger(__name__)
 
 
@@ -18,7 +20,14 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> str | None:
     """
     celery = current_app.extensions["celery"]
     try:
-        result = celery.send_task(name, args=args, kwargs=kwargs, retry=True, retry_policy={"max_retries": 2})
+        result = celery.send_task(
+            name,
+            args=args,
+            kwargs=kwargs,
+            headers={"request_id": request_id_var.get()},
+            retry=True,
+            retry_policy={"max_retries": 2},
+        )
     except Exception:
         log.exception("could not enqueue task %s", name, extra={"task_args": repr(args)[:200]})
         return None

@@ -47,13 +47,56 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 
 
+ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "rep",
+        "sen",
+        "gov",
+        "mt",
+        "vs",
+        "etc",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "no",
+        "nos",
+        "fig",
+        "approx",
+    ]
+)
+
+
+def _ends_with_abbreviation(piece: str) -> bool:
+    last = piece.rsplit(None, 1)[-1].rstrip(".").lower() if piece.strip() else ""
+    return last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (paragraph breaks always end a sentence)."""
+    """Sentences of ``text`` (paragraph breaks always end a sentence; "Dr." or "U.S." do not)."""
     sentences: list[str] = []
     for paragraph in re.split(r"\n\s*\n|\r\n\s*\r\n", text):
         paragraph = " ".join(paragraph.split())
-        if paragraph:
-            sentences.extend(s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip())
+        pending = ""
+        for piece in _SENTENCE_END.split(paragraph):
+            pending = f"{pending} {piece}".strip() if pending else piece.strip()
+            if pending and not _ends_with_abbreviation(pending):
+                sentences.append(pending)
+                pending = ""
+        if pending:
+            sentences.append(pending)
     return sentences
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,18 @@ _tokens: dict[str, tuple[Any, Any]] = {}
 
 def touch(path: Path) -> None:
     path.touch()
+
+
+def alive() -> None:
+    """The worker's pulse: the healthcheck file, and its entry in the stack-wide heartbeats."""
+    from flask import current_app
+
+    from app.services import heartbeats
+    from worker import flask_app
+
+    touch(WORKER_HEARTBEAT)
+    with flask_app.app_context():
+        heartbeats.beat(current_app.extensions["redis"], heartbeats.WORKERS, socket.gethostname())
 
 
 @setup_logging.connect
@@ -67,7 +80,7 @@ class Heartbeat(bootsteps.StartStopStep):
         self.tref = None
 
     def start(self, worker: Any) -> None:
-        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, touch, (WORKER_HEARTBEAT,), priority=10)
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_SECONDS, alive, priority=10)
 
     def stop(self, worker: Any) -> None:
         if self.tref is not None:

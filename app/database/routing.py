@@ -48,6 +48,8 @@ _WROTE = "newsdesk.wrote"
 _DECISION = "newsdesk.read_decision"
 _FORCE_PRIMARY = "newsdesk.force_primary"
 _MIN_LSN = "newsdesk.min_lsn"
+#: The primary's WAL position after this session's latest committed write (request scope).
+_SESSION_LSN = "newsdesk.session_lsn"
 
 
 @dataclass(frozen=True)
@@ -185,14 +187,21 @@ class Router:
                 required = max(written, min_lsn)
         return decide_read_target(self.monitor.position(), required, self.monitor.limits)
 
-    def remember_commit(self, engine: sa.Engine, writer: str) -> None:
+    def remember_commit(self, engine: sa.Engine, writer: str | None) -> int | None:
+        """The primary's WAL position now (after a commit), remembered for ``writer`` if given."""
         try:
             with engine.connect() as conn:
                 lsn = primary_lsn(conn)
-            self.positions.remember(writer, lsn)
-        except (DBAPIError, redis.RedisError) as exc:
-            # The write itself is committed; losing the mark only risks one stale read.
-            log.warning("could not record the write position of %s: %s", writer, exc)
+        except DBAPIError as exc:
+            log.warning("could not read the primary's WAL position: %s", exc)
+            return None
+        if writer is not None:
+            try:
+                self.positions.remember(writer, lsn)
+            except redis.RedisError as exc:
+                # The write itself is committed; losing the mark only risks one stale read.
+                log.warning("could not record the write position of %s: %s", writer, exc)
+        return lsn
 
 
 def current_writer() -> str | None:
@@ -233,7 +242,8 @@ class RoutingSession(FlaskSQLAlchemySession):
             if self.info.get(_FORCE_PRIMARY) or "replica" not in engines:
                 decision = Decision(PRIMARY, "forced_primary")
             else:
-                decision = current_router().decide(current_writer(), self.info.get(_MIN_LSN, 0))
+                min_lsn = max(self.info.get(_MIN_LSN, 0), self.info.get(_SESSION_LSN, 0))
+                decision = current_router().decide(current_writer(), min_lsn)
             self.info[_DECISION] = decision
             DB_READS.labels(decision.target, decision.reason).inc()
         return engines["replica"] if decision.target == REPLICA else engines[None]
@@ -241,11 +251,14 @@ class RoutingSession(FlaskSQLAlchemySession):
 
 @event.listens_for(RoutingSession, "after_commit")
 def _remember_write_position(session: Session) -> None:
+    """After a write: this session's later reads (refreshing expired objects, say), and the
+    writer's later requests, must see it."""
     wrote = session.info.pop(_WROTE, False)
     session.info.pop(_DECISION, None)
-    writer = current_writer()
-    if wrote and writer is not None and isinstance(session, RoutingSession):
-        current_router().remember_commit(session._db.engines[None], writer)
+    if wrote and isinstance(session, RoutingSession):
+        lsn = current_router().remember_commit(session._db.engines[None], current_writer())
+        # Unknown position: later reads in this session go to the primary.
+        session.info[_SESSION_LSN] = max(session.info.get(_SESSION_LSN, 0), lsn if lsn is not None else 2**63 - 1)
 
 
 @event.listens_for(RoutingSession, "after_rollback")

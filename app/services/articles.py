@@ -24,7 +24,8 @@ def create_article(author: User, data: Mapping[str, Any]) -> Article:
     article = Article(author_id=author.id, status=STATUS_PROCESSING, **fields)
     db.session.add(article)
     db.session.commit()
-    article_cache.invalidate_lists()
+    # The article's own namespace too: a "not found" cached for this id must not outlive it.
+    article_cache.invalidate_article(article.id)
     enqueue(PROCESS_TASK, article.id)
     return article
 

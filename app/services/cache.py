@@ -101,10 +101,21 @@ def cached(namespace: str, name: str, ttl: float, compute: Callable[[], T]) -> T
             CACHE_REQUESTS.labels("hit").inc()
             return filled
     CACHE_REQUESTS.labels("miss").inc()
-    with reading_at_least(min_lsn):
-        value = compute()
+    try:
+        with reading_at_least(min_lsn):
+            value = compute()
+    except BaseException:
+        _release(client, key)  # let the next reader try at once instead of waiting out the lock
+        raise
     _store(client, key, value, ttl)
     return value
+
+
+def _release(client: redis.Redis, key: str) -> None:
+    try:
+        client.delete(f"lock:{key}")
+    except redis.RedisError as exc:
+        _trip(exc)
 
 
 def _namespace_state(client: redis.Redis, namespace: str) -> tuple[int, int]:

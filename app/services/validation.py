@@ -25,6 +25,10 @@ def _text(value: Any, field: str, lo: int, hi: int, errors: dict[str, list[str]]
     text = value.strip() if strip else value
     if "\x00" in text:
         errors.setdefault(field, []).append("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        errors.setdefault(field, []).append("must be valid Unicode text (no lone surrogates)")
     if len(text.strip()) < lo:
         errors.setdefault(field, []).append("must not be empty" if lo == 1 else f"must be at least {lo} characters")
     elif len(text) > hi:

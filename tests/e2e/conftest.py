@@ -105,3 +105,54 @@ def stack() -> str:
 def http() -> requests.Session:
     with requests.Session() as session:
         yield session
+
+
+def create_user(email: str, password: str = "e2e-password-123", name: str = "E2E Writer", admin: bool = False) -> None:
+    args = ["users", "create", "--email", email, "--name", name, "--password", password]
+    flask_cmd(*args, *(["--admin"] if admin else []))
+
+
+def create_key(email: str, name: str = "e2e") -> str:
+    return flask_cmd("keys", "create", "--email", email, "--name", name).strip().splitlines()[-1]
+
+
+@pytest.fixture
+def api_key(stack: str) -> str:
+    """A fresh user's API key (a new account per test)."""
+    import uuid
+
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    create_user(email)
+    return create_key(email)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def psql_scalar(sql: str, service: str = "db") -> str:
+    return compose(
+        "exec",
+        "-T",
+        service,
+        "psql",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qtAX",
+        "-U",
+        ENV.get("POSTGRES_USER", "newsdesk"),
+        "-d",
+        ENV.get("POSTGRES_DB", "newsdesk"),
+        "-c",
+        sql,
+    ).stdout.strip()
+
+
+def csrf_token(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, "no csrf_token in the form"
+    return match.group(1)

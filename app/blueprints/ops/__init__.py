@@ -1,0 +1,5 @@
+"""/ops: the operators' page (administrators only)."""
+
+from app.blueprints.ops.views import bp
+
+__all__ = ["bp"]

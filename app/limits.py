@@ -1,0 +1,72 @@
+"""Rate limits (Flask-Limiter, counters in the `redis` service so they hold across replicas).
+
+* Failed logins: at most LOGIN_FAILURE_LIMIT (default 10/minute) per client address and,
+  separately, per account (the email tried). Only failures count (a successful login
+  redirects); the next attempt past the limit is answered 429 with Retry-After.
+* API writes: at most API_WRITE_LIMIT (default 60/minute) per API key.
+
+If Redis is unreachable the limits are not enforced (errors are swallowed and logged):
+throttling abuse must not take the site down with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from app.services.keys import looks_like_key
+
+LOGIN_ENDPOINT = "auth.login"
+API_BLUEPRINTS = ("api",)
+WRITE_METHODS = ["POST", "PATCH", "PUT", "DELETE"]
+
+
+def login_account() -> str:
+    """The account a login attempt targets: the email, normalised."""
+    return "account:" + (request.form.get("email") or "").strip().lower()
+
+
+def login_client() -> str:
+    return "client:" + (get_remote_address() or "unknown")
+
+
+def api_key_identity() -> str:
+    """Limit per API key (hashed; the key itself never reaches Redis), else per address."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if looks_like_key(token):
+        return "apikey:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "client:" + (get_remote_address() or "unknown")
+
+
+def failed_login(response: object) -> bool:
+    """A login that did not succeed: anything but the redirect a successful login answers."""
+    return getattr(response, "status_code", 0) not in (301, 302, 303)
+
+
+def init_limits(app: Flask) -> Limiter:
+    """A limiter for this app (one per app, so limits never pile up across app instances)."""
+    settings = app.extensions["settings"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_url)
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "newsdesk:limits")
+    limiter = Limiter(key_func=get_remote_address, app=app)
+
+    login_view = app.view_functions.get(LOGIN_ENDPOINT)
+    if login_view is not None:
+        # Decorated limits are checked by the wrapper the decorator returns: install it as the view.
+        for key_func in (login_client, login_account):
+            login_view = limiter.limit(
+                settings.login_limit, key_func=key_func, methods=["POST"], deduct_when=failed_login
+            )(login_view)
+        app.view_functions[LOGIN_ENDPOINT] = login_view
+    for name in API_BLUEPRINTS:
+        blueprint = app.blueprints.get(name)
+        if blueprint is not None:
+            limiter.limit(settings.api_write_limit, key_func=api_key_identity, methods=WRITE_METHODS)(blueprint)
+    return limiter
