@@ -67,12 +67,12 @@ RECIPE_LABEL="org.newsdesk.offline-recipe"
 PULL_TIMEOUT="${DOCKER_PULL_TIMEOUT:-60}"
 HOST_CA_DIR="/usr/local/share/ca-certificates"
 
-# name|variable|official default|local image
+# name|variable|local image. The official images are named in one place, .env.example.
 IMAGES=(
-    "python|PYTHON_IMAGE|python:3.11-slim-bookworm|newsdesk-local/python:3.11-bookworm"
-    "nginx|NGINX_IMAGE|nginx:1.28|newsdesk-local/nginx:1.31-bookworm"
-    "postgres|POSTGRES_IMAGE|postgres:16-bookworm|newsdesk-local/postgres:15-bookworm"
-    "redis|REDIS_IMAGE|redis:7.4-bookworm|newsdesk-local/redis:7.0-bookworm"
+    "python|PYTHON_IMAGE|newsdesk-local/python:3.11-bookworm"
+    "nginx|NGINX_IMAGE|newsdesk-local/nginx:1.31-bookworm"
+    "postgres|POSTGRES_IMAGE|newsdesk-local/postgres:15-bookworm"
+    "redis|REDIS_IMAGE|newsdesk-local/redis:7.0-bookworm"
 )
 
 FORCE_LOCAL=0
@@ -165,8 +165,8 @@ remove_replaced_images() {
 # .env handling
 
 env_file_value() {
-    local var="$1"
-    [[ -f "$ENV_FILE" ]] || return 0
+    local var="$1" file="${2:-$ENV_FILE}"
+    [[ -f "$file" ]] || return 0
     awk -v k="$var" '
         { line = $0; sub(/^[ \t]*export[ \t]+/, "", line) }
         index(line, k "=") == 1 { val = substr(line, length(k) + 2) }
@@ -174,7 +174,7 @@ env_file_value() {
             gsub(/^[ \t]+|[ \t\r]+$/, "", val)
             if (val ~ /^".*"$/ || val ~ /^\047.*\047$/) val = substr(val, 2, length(val) - 2)
             print val
-        }' "$ENV_FILE"
+        }' "$file"
 }
 
 ensure_env_file() {
@@ -514,7 +514,9 @@ main() {
     fi
 
     for entry in "${IMAGES[@]}"; do
-        IFS='|' read -r name var default local_image <<< "$entry"
+        IFS='|' read -r name var local_image <<< "$entry"
+        default="$(env_file_value "$var" "$ENV_EXAMPLE")"
+        [[ -n "$default" ]] || die "$var has no default in .env.example"
         start="$(now)"
         current="${!var:-}"
         [[ -n "$current" ]] || current="$(env_file_value "$var")"

@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     compose,
     create_user,
     csrf_token,
+    hostnames,
     psql_scalar,
     wait_until,
 )
@@ -95,7 +96,9 @@ def test_an_anonymous_list_shows_a_new_article_at_once(api_key: str) -> None:
 def clear_limits() -> Iterator[None]:
     """The login limit blocks this machine's address for a minute: clear it afterwards."""
     yield
-    script = "for _, k in ipairs(redis.call('KEYS', '*newsdesk:limits/*auth.login*')) do redis.call('DEL', k) end return 1"
+    script = (
+        "for _, k in ipairs(redis.call('KEYS', '*newsdesk:limits/*auth.login*')) do redis.call('DEL', k) end return 1"
+    )
     compose("exec", "-T", "redis", "redis-cli", "-n", "3", "EVAL", script, "0")
 
 
@@ -152,3 +155,35 @@ def test_the_request_id_travels_to_the_worker_log(api_key: str) -> None:
         line for line in compose("logs", "--no-color", "--since", "2m", "worker").stdout.splitlines() if rid in line
     ]
     assert any('"task_name": "articles.process"' in line for line in lines), lines[:3]
+
+
+def login(browser: requests.Session, email: str, password: str = "e2e-password-123") -> None:
+    token = csrf_token(browser.get(f"{BASE_URL}/login", timeout=10).text)
+    response = browser.post(
+        f"{BASE_URL}/login",
+        data={"csrf_token": token, "email": email, "password": password},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.status_code
+
+
+def test_ops_is_for_administrators_only(stack: str) -> None:
+    with requests.Session() as anonymous:
+        response = anonymous.get(f"{BASE_URL}/ops", allow_redirects=False, timeout=10)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    user, admin = (f"e2e-{uuid.uuid4().hex[:12]}@example.com" for _ in range(2))
+    create_user(user)
+    create_user(admin, admin=True)
+    with requests.Session() as browser:
+        login(browser, user)
+        assert browser.get(f"{BASE_URL}/ops", timeout=10).status_code == 403
+    with requests.Session() as browser:
+        login(browser, admin)
+        page = browser.get(f"{BASE_URL}/ops", timeout=10)
+        assert page.status_code == 200
+        for replica in hostnames("web"):
+            assert replica in page.text, f"replica {replica} missing from /ops"
+        for worker in hostnames("worker"):
+            assert worker in page.text, f"worker {worker} missing from /ops"
+        assert "hit ratio" in page.text and "replica lag" in page.text
