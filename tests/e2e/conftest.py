@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import requests
+
+from tests.polling import wait_until  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -50,18 +50,6 @@ def compose(
 def flask_cmd(*args: str, input: str | None = None) -> str:
     """Run a `flask` CLI command in a web replica and return its stdout."""
     return compose("exec", "-T", "web", "flask", *args, input=input).stdout
-
-
-def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.2, message: str = "") -> T:
-    """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s: {message or condition} (last: {last!r})")
 
 
 def container_ids(service: str) -> list[str]:

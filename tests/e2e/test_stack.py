@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     flask_cmd,
     hostnames,
     inspect,
+    psql_scalar,
     scale,
     served_by,
     wait_until,
@@ -83,32 +84,13 @@ def test_scaling_is_followed_without_restarting_nginx(stack: str, http: requests
     assert inspect(nginx)["State"]["StartedAt"] == before["StartedAt"]
 
 
-def psql(service: str, sql: str, check: bool = True) -> str:
-    return compose(
-        "exec",
-        "-T",
-        service,
-        "psql",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-qtAX",
-        "-U",
-        PG_USER,
-        "-d",
-        PG_DB,
-        "-c",
-        sql,
-        check=check,
-    ).stdout.strip()
-
-
 def test_replica_streams_writes_and_refuses_its_own(stack: str) -> None:
     token = uuid.uuid4().hex
-    psql("db", "CREATE TABLE IF NOT EXISTS e2e_replication (token text PRIMARY KEY, at timestamptz DEFAULT now())")
-    psql("db", f"INSERT INTO e2e_replication (token) VALUES ('{token}')")
+    psql_scalar("CREATE TABLE IF NOT EXISTS e2e_replication (token text PRIMARY KEY, at timestamptz DEFAULT now())")
+    psql_scalar(f"INSERT INTO e2e_replication (token) VALUES ('{token}')")
     try:
         wait_until(
-            lambda: psql("db-replica", f"SELECT count(*) FROM e2e_replication WHERE token = '{token}'") == "1",
+            lambda: psql_scalar(f"SELECT count(*) FROM e2e_replication WHERE token = '{token}'", "db-replica") == "1",
             timeout=5,
             interval=0.1,
             message="row replicated",
@@ -129,7 +111,7 @@ def test_replica_streams_writes_and_refuses_its_own(stack: str) -> None:
         assert refused.returncode != 0
         assert "read-only" in refused.stderr
     finally:
-        psql("db", f"DELETE FROM e2e_replication WHERE token = '{token}'")
+        psql_scalar(f"DELETE FROM e2e_replication WHERE token = '{token}'")
 
 
 def readyz(index: int = 1) -> tuple[int, dict]:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import Settings
 from app.extensions import db
+from tests.polling import wait_until  # noqa: F401 - re-exported for the tests
 
 TEST_DB = "newsdesk_test"
 TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users")
@@ -88,13 +89,3 @@ def clean(app: Flask) -> Iterator[None]:
             app.extensions[name].flushdb()
         redis.Redis.from_url(app.config["CELERY"]["broker_url"]).flushdb()
     yield
-
-
-def wait_until(condition, timeout: float, interval: float = 0.05, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s: {message}")
