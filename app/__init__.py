@@ -79,6 +79,7 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.blueprints.account import bp as account_bp
+    from app.blueprints.api import init_api
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.health import bp as health_bp
     from app.blueprints.ops import bp as ops_bp
@@ -90,7 +91,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(ops_bp)
-    __import__("app.blueprints.api", fromlist=["init_api"]).init_api(app)  # JSON API v1 + problem+json errors
+    init_api(app)  # JSON API v1, its OpenAPI document and problem+json errors
     register_error_pages(app)
 
 
