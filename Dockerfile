@@ -37,5 +37,24 @@ USER root
 COPY requirements-dev.txt /tmp/requirements-dev.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-dev.txt
 COPY --chown=newsdesk:newsdesk tests ./tests
+# The benchmark's report writer (scripts/bench_report.py) is unit-tested too.
+COPY --chown=newsdesk:newsdesk scripts ./scripts
 USER newsdesk
 CMD ["pytest", "-q", "tests/unit", "tests/integration"]
+
+# --- loadtest: the runtime plus Locust and wrk (Debian's), for `make loadtest` and `make bench` ---
+FROM runtime AS loadtest
+USER root
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk \
+ && rm -rf /var/lib/apt/lists/*
+COPY requirements-loadtest.txt /tmp/requirements-loadtest.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps -r /tmp/requirements-loadtest.txt \
+ && /opt/venv/bin/pip check
+COPY --chown=newsdesk:newsdesk loadtest ./loadtest
+USER newsdesk
+EXPOSE 8089 5557
+CMD ["locust", "-f", "loadtest/locustfile.py"]
+
+# --- the default target of a plain `docker build .`: the runtime image ---------------------
+FROM runtime AS app

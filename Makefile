@@ -64,3 +64,15 @@ lint: ## Ruff
 	@scripts/venv.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+
+.PHONY: loadtest bench
+
+loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10 DURATION=60s [LOCUST_WORKERS=2] [MAX_P95_MS=500]
+	@scripts/venv.sh
+	@USERS=$(or $(USERS),50) SPAWN_RATE=$(or $(SPAWN_RATE),10) DURATION=$(or $(DURATION),60s) \
+	  LOCUST_WORKERS=$(or $(LOCUST_WORKERS),0) MAX_P95_MS=$(or $(MAX_P95_MS),500) \
+	  MAX_FAILURE_RATIO=$(or $(MAX_FAILURE_RATIO),0.01) scripts/loadtest.sh
+
+bench: build ## Scaling benchmark (1, 2, 4 replicas at 0.25 CPU) in its own compose project: reports/bench/, README
+	@scripts/venv.sh
+	$(VENV)/python scripts/bench.py --command "make bench"

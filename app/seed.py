@@ -363,10 +363,11 @@ def seed(n_users: int, n_articles: int, password: str | None, if_empty: bool, ra
     author_ids = seed_users(n_users, hash_password(password), rng)
     created = seed_articles(author_ids, n_articles, rng)
     process_unprocessed()
+    # Read inside the writing transaction (so on the primary), before the commit.
+    first_email = db.session.execute(sa.select(User.email).where(User.id == author_ids[0])).scalar_one()
     db.session.commit()
     article_cache.invalidate_lists()
-    first = db.session.get(User, author_ids[0])
     click.echo(
         f"seed: {n_users} users and {created} articles in {time.perf_counter() - started:.1f}s; "
-        f"demo login: {first.email} / {password}"
+        f"demo login: {first_email} / {password}"
     )

@@ -1,0 +1,70 @@
+-- wrk script of `make bench`: replay a request mix and print the result as one JSON line.
+--
+--   wrk -t2 -c32 -d20s --latency -s loadtest/mix.lua http://nginx -- /tmp/mix.tsv
+--
+-- The mix file has one request per line, `METHOD<TAB>PATH[<TAB>Header: value]...`, already
+-- expanded in proportion to the mix's weights (scripts/bench.py writes it). Each thread
+-- cycles through it from its own starting point, so every thread sends the same mix.
+-- The last line of output is `WRK_JSON {...}`: counts, errors and latency percentiles (us).
+
+local requests_list = {}
+local position = 1
+local thread_count = 0
+
+local function split(line, sep)
+  local fields = {}
+  for field in string.gmatch(line, "([^" .. sep .. "]+)") do
+    table.insert(fields, field)
+  end
+  return fields
+end
+
+local function load_mix(path)
+  local file = assert(io.open(path, "r"), "cannot open the mix file " .. tostring(path))
+  local loaded = {}
+  for line in file:lines() do
+    if line ~= "" and string.sub(line, 1, 1) ~= "#" then
+      local fields = split(line, "\t")
+      local headers = {}
+      for i = 3, #fields do
+        local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
+        if name then
+          headers[name] = value
+        end
+      end
+      table.insert(loaded, wrk.format(fields[1], fields[2], headers))
+    end
+  end
+  file:close()
+  assert(#loaded > 0, "the mix file has no requests")
+  return loaded
+end
+
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("thread_number", thread_count)
+end
+
+function init(args)
+  requests_list = load_mix(args[1])
+  -- Spread the threads' starting points over the mix.
+  position = ((thread_number or 1) - 1) * math.floor(#requests_list / 7 + 1) % #requests_list + 1
+end
+
+function request()
+  local req = requests_list[position]
+  position = position % #requests_list + 1
+  return req
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean))
+end
