@@ -8,8 +8,11 @@ is ever shared between processes.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+
+from gunicorn.glogging import Logger
 
 
 def _int(name: str, default: int, lo: int, hi: int) -> int:
@@ -48,6 +51,18 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+class JsonLogger(Logger):
+    """Gunicorn's logger, but with a logconfig_dict it formats an access line for every
+    request even when the access logger drops it: skip that work unless it is wanted."""
+
+    def access(self, resp, req, environ, request_time) -> None:  # noqa: ANN001
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = JsonLogger
 proc_name = "newsdesk-web"
 # gunicornc's control socket; the default ($HOME/.gunicorn) is not writable for the app user.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")

@@ -122,6 +122,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring.")
     p.add_argument("--replicas", type=int_list, default=int_list(env("BENCH_REPLICAS", "1,2,4")))
     p.add_argument("--cpus", type=float, default=float(env("BENCH_CPUS", "0.25")), help="CPU share per replica")
+    p.add_argument(
+        "--workers", type=int, default=int(env("BENCH_WORKERS", "1")), help="gunicorn workers per replica (as baseline)"
+    )
     p.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "30")), help="measured seconds")
     p.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "5")), help="seconds before each")
     p.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "16")), help="per replica")
@@ -169,10 +172,18 @@ def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float
 class Stack:
     """The benchmark's own compose project."""
 
-    def __init__(self, project: str, http_port: int, cpus: float) -> None:
+    def __init__(self, project: str, http_port: int, cpus: float, workers: int = 1) -> None:
         self.project = project
         self.http_port = http_port
-        self.env = {**os.environ, "HTTP_PORT": str(http_port), "WEB_CPUS": f"{cpus:g}"}
+        self.env = {
+            **os.environ,
+            "HTTP_PORT": str(http_port),
+            "WEB_CPUS": f"{cpus:g}",
+            "GUNICORN_WORKERS": str(workers),
+            # Steady state: recycling the only worker of a 0.25-CPU replica leaves it unable to
+            # answer for the seconds a new worker takes to boot at that share (see the notes).
+            "GUNICORN_MAX_REQUESTS": "0",
+        }
         self.env.pop("COMPOSE_PROJECT_NAME", None)
         self.env.pop("COMPOSE_PROFILES", None)
 
@@ -434,7 +445,7 @@ def openloop_result(output: str) -> dict[str, Any]:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.stack = Stack(args.project, args.http_port, args.cpus)
+        self.stack = Stack(args.project, args.http_port, args.cpus, args.workers)
         self.raw: dict[str, Any] = {}
         self.meter: CpuMeter | None = None
 
@@ -786,10 +797,6 @@ def slim(run_result: dict[str, Any]) -> dict[str, Any]:
     return {k: run_result[k] for k in keys if k in run_result}
 
 
-def gunicorn_workers() -> str:
-    return os.environ.get("GUNICORN_WORKERS") or read_dotenv().get("GUNICORN_WORKERS") or "2"
-
-
 def build_report(args: argparse.Namespace, measured: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     weights = args.mix
     total = sum(weights.values())
@@ -810,7 +817,8 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any], raw: dict[s
         "settings": {
             "replicas": args.replicas,
             "cpus": args.cpus,
-            "gunicorn_workers": gunicorn_workers(),
+            "gunicorn_workers": str(args.workers),
+            "gunicorn_max_requests": 0,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "connections_per_replica": args.connections,

@@ -198,7 +198,8 @@ def describe_setup(report: Mapping[str, Any]) -> str:
     if settings:
         parts.append(
             f"Each web replica is limited to {settings.get('cpus', '?')} CPU"
-            f" ({settings.get('gunicorn_workers', '?')} gevent workers);"
+            f" ({settings.get('gunicorn_workers', '?')} gevent worker(s), worker recycling"
+            f" {'off' if str(settings.get('gunicorn_max_requests', '')) == '0' else 'on'});"
             f" the same share limits the bare-gunicorn baseline. Load: {settings.get('generator', 'wrk')},"
             f" {settings.get('connections_per_replica', '?')} connections per replica,"
             f" {settings.get('duration_s', '?')} s after a {settings.get('warmup_s', '?')} s warm-up, inside the"

@@ -80,9 +80,8 @@ def cached(namespace: str, name: str, ttl: float, compute: Callable[[], T]) -> T
         return compute()
     client = _client()
     try:
-        version, min_lsn = _namespace_state(client, namespace)
-        key = f"c:{namespace}:{version}:{name}"
-        raw = client.get(key)
+        version, min_lsn, raw = _read(client, namespace, name)
+        key = _key(namespace, version, name)
     except redis.RedisError as exc:
         _trip(exc)
         CACHE_REQUESTS.labels("miss").inc()
@@ -118,9 +117,26 @@ def _release(client: redis.Redis, key: str) -> None:
         _trip(exc)
 
 
-def _namespace_state(client: redis.Redis, namespace: str) -> tuple[int, int]:
-    state = client.hmget(f"ns:{namespace}", "version", "lsn")
-    return int(state[0] or 0), int(state[1] or 0)
+# One round trip for a lookup: the namespace's version and invalidation LSN, and the value
+# stored under that version. (Each round trip costs the replica CPU in the network stack.)
+_READ = """
+local state = redis.call('HMGET', KEYS[1], 'version', 'lsn')
+local version = state[1] or '0'
+return {version, state[2] or '0', redis.call('GET', ARGV[1] .. version .. ':' .. ARGV[2])}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _key(namespace: str, version: int, name: str) -> str:
+    return f"c:{namespace}:{version}:{name}"
+
+
+def _read(client: redis.Redis, namespace: str, name: str) -> tuple[int, int, bytes | None]:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_READ)
+    version, lsn, raw = script(keys=[f"ns:{namespace}"], args=[f"c:{namespace}:", name])
+    return int(version), int(lsn), raw
 
 
 def _try_lock(client: redis.Redis, key: str) -> bool:
