@@ -22,6 +22,7 @@ from app.services.keys import looks_like_key
 LOGIN_ENDPOINT = "auth.login"
 API_BLUEPRINTS = ("api",)
 WRITE_METHODS = ["POST", "PATCH", "PUT", "DELETE"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def login_account() -> str:
@@ -56,6 +57,8 @@ def init_limits(app: Flask) -> Limiter:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "newsdesk:limits")
     limiter = Limiter(key_func=get_remote_address, app=app)
+    # Every limit here guards a write; reads skip the limiter's per-request bookkeeping.
+    limiter.request_filter(lambda: request.method in SAFE_METHODS)
 
     login_view = app.view_functions.get(LOGIN_ENDPOINT)
     if login_view is not None:
