@@ -3,9 +3,13 @@ the broker path and the one-shot migration."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import requests
 
@@ -41,6 +45,43 @@ def test_requests_spread_over_three_replicas(stack: str, http: requests.Session)
     assert min(counts.values()) >= 0.15 * 300, counts
 
 
+@dataclass
+class Load:
+    """What background GETs met: how many were sent, and every failure."""
+
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def background_gets(paths: list[str], clients: int = 4) -> Iterator[Load]:
+    """Keep ``clients`` sessions GETting ``paths`` through nginx for the duration of the block."""
+    load = Load()
+    done = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not done.is_set():
+                path = paths[load.sent % len(paths)]
+                try:
+                    response = session.get(BASE_URL + path, timeout=10)
+                    if response.status_code != 200:
+                        load.failures.append(f"{path} {response.status_code}: {response.text[:100]}")
+                except requests.RequestException as exc:
+                    load.failures.append(f"{path} {exc!r}")
+                load.sent += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield load
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+
+
 def test_scaling_is_followed_without_restarting_nginx(stack: str, http: requests.Session) -> None:
     (nginx,) = container_ids("nginx")
     before = inspect(nginx)["State"]
@@ -53,35 +94,30 @@ def test_scaling_is_followed_without_restarting_nginx(stack: str, http: requests
         after = inspect(nginx)["State"]
         assert after["StartedAt"] == before["StartedAt"] and after["Running"], "nginx was restarted"
     finally:
-        failures: list[str] = []
-        done = threading.Event()
-        sent = [0]
-
-        def hammer() -> None:
-            with requests.Session() as session:
-                while not done.is_set():
-                    try:
-                        response = session.get(BASE_URL + "/healthz", timeout=10)
-                        if response.status_code != 200:
-                            failures.append(f"{response.status_code}: {response.text[:100]}")
-                    except requests.RequestException as exc:
-                        failures.append(repr(exc))
-                    sent[0] += 1
-
-        threads = [threading.Thread(target=hammer) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        try:
+        with background_gets(["/healthz"]) as load:
             scale(3)
             remaining = hostnames("web")
             wait_until(lambda: all_seen(http, remaining, batch=30), timeout=30, message="back to 3 replicas")
-        finally:
-            done.set()
-            for thread in threads:
-                thread.join()
-    assert sent[0] > 100, "the load during scale-down was too small to mean anything"
-    assert failures == [], f"{len(failures)} failed GETs of {sent[0]} while scaling down: {failures[:5]}"
+    assert load.sent > 100, "the load during scale-down was too small to mean anything"
+    assert load.failures == [], (
+        f"{len(load.failures)} failed GETs of {load.sent} while scaling down: {load.failures[:5]}"
+    )
     assert inspect(nginx)["State"]["StartedAt"] == before["StartedAt"]
+
+
+def test_a_killed_replica_costs_no_failed_get(stack: str, http: requests.Session) -> None:
+    scale(3)
+    victim = container_ids("web")[0]
+    try:
+        with background_gets(["/healthz", "/", "/popular"]) as load:
+            wait_until(lambda: load.sent > 50, timeout=30, message="load running")
+            subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
+            killed_at = load.sent
+            wait_until(lambda: load.sent > killed_at + 300, timeout=60, message="load continued after the kill")
+    finally:
+        scale(3)  # bring the killed replica back
+    assert load.failures == [], f"{len(load.failures)} failed GETs of {load.sent} around a kill: {load.failures[:5]}"
+    wait_until(lambda: all_seen(http, hostnames("web")), timeout=30, message="all replicas serve again")
 
 
 def test_replica_streams_writes_and_refuses_its_own(stack: str) -> None:
