@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -187,3 +188,28 @@ def test_ops_is_for_administrators_only(stack: str) -> None:
         for worker in hostnames("worker"):
             assert worker in page.text, f"worker {worker} missing from /ops"
         assert "hit ratio" in page.text and "replica lag" in page.text
+
+
+def test_tasks_keep_running_when_a_worker_dies(api_key: str) -> None:
+    workers = compose("ps", "-q", "worker").stdout.split()
+    assert len(workers) >= 2, "needs two workers"
+    subprocess.run(["docker", "kill", workers[0]], check=True, capture_output=True)
+    try:
+        article = create_article(api_key, title="Processed despite a dead worker")
+
+        def ready() -> bool:
+            url = f"{BASE_URL}/api/v1/articles/{article['id']}"
+            return requests.get(url, headers=bearer(api_key), timeout=10).json()["status"] == "ready"
+
+        wait_until(ready, timeout=15, interval=0.25, message="processed by the surviving worker")
+    finally:
+        compose(
+            "up",
+            "-d",
+            "--no-recreate",
+            "--scale",
+            f"worker={len(workers)}",
+            "--scale",
+            f"web={len(compose('ps', '-q', 'web').stdout.split())}",
+            timeout=300,
+        )
