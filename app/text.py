@@ -158,6 +158,16 @@ def summarize(text: str, df: Mapping[str, int], n_docs: int) -> str:
         # A slight preference for earlier sentences: news puts the essentials first.
         score = _cosine(vector, document) * (1.0 - 0.02 * min(index, 10))
         scored.append((score, index))
-    top = sorted(sorted(scored, key=lambda item: (-item[0], item[1]))[:wanted], key=lambda item: item[1])
+    chosen: list[tuple[float, int]] = []
+    seen: set[str] = set()
+    for score, index in sorted(scored, key=lambda item: (-item[0], item[1])):
+        normalized = " ".join(tokenize(sentences[index]))
+        if normalized in seen:
+            continue  # a repeated sentence says nothing new
+        seen.add(normalized)
+        chosen.append((score, index))
+        if len(chosen) == wanted:
+            break
+    top = sorted(chosen, key=lambda item: item[1])
     summary = " ".join(sentences[index] for _, index in top)
     return summary if len(summary) <= SUMMARY_MAX_CHARS else summary[: SUMMARY_MAX_CHARS - 1].rstrip() + "…"

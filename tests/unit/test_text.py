@@ -54,3 +54,10 @@ def test_results_are_deterministic() -> None:
     df = {"flood": 3}
     assert text.summarize(ARTICLE, df, 10) == text.summarize(ARTICLE, df, 10)
     assert text.keywords(ARTICLE, df, 10) == text.keywords(ARTICLE, df, 10)
+
+
+def test_a_repeated_sentence_is_summarised_once() -> None:
+    repeated = "The vote on the flood defences is next month. " * 3
+    body = repeated + "Engineers said the flood defences protect homes. Critics disagree about the cost of the walls."
+    summary = text.summarize(body, {"flood": 1}, 10)
+    assert summary.count("The vote on the flood defences is next month.") <= 1
