@@ -267,6 +267,13 @@ def _forget_transaction(session: Session) -> None:
     session.info.pop(_DECISION, None)
 
 
+def committed_position() -> int | None:
+    """The primary's WAL position recorded after this session's latest write (None: no write yet)."""
+    from app.extensions import db
+
+    return db.session.info.get(_SESSION_LSN)
+
+
 @contextlib.contextmanager
 def reading_at_least(lsn: int) -> Iterator[None]:
     """Reads inside this block see at least WAL position ``lsn`` (the replica only if it has

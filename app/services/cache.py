@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import redis
 from flask import current_app
 
-from app.database.routing import reading_at_least
+from app.database.routing import committed_position, reading_at_least
 from app.database.wal import primary_lsn
 from app.extensions import db
 from app.metrics import CACHE_REQUESTS
@@ -181,12 +181,15 @@ def invalidate(*namespaces: str) -> None:
     """
     if not namespaces:
         return
-    try:
-        with db.engine.connect() as conn:
-            lsn = primary_lsn(conn)
-    except Exception as exc:
-        log.warning("no WAL position for cache invalidation (%s); refills read the primary", exc)
-        lsn = 2**63 - 1
+    # The commit just recorded the primary's position for read-your-writes: reuse it.
+    lsn = committed_position()
+    if lsn is None:
+        try:
+            with db.engine.connect() as conn:
+                lsn = primary_lsn(conn)
+        except Exception as exc:
+            log.warning("no WAL position for cache invalidation (%s); refills read the primary", exc)
+            lsn = 2**63 - 1
     try:
         pipe = _client().pipeline(transaction=True)
         for namespace in namespaces:
