@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from app.database.routing import replica_fallback
 from app.extensions import db
 from app.models import ApiKey, Article, User
+from app.services import cache
 
 POPULAR_LIMIT = 10
 
@@ -104,4 +105,25 @@ def api_keys_of(user_id: int) -> list[ApiKey]:
         db.session.execute(
             sa.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
         ).scalars()
+    )
+
+
+# Anonymous readers: the same reads through the shared cache. The cache keys live here only,
+# so the pages and the API share (and invalidate) the very same entries.
+
+
+def cached_listing(page: int, per_page: int) -> dict[str, Any]:
+    return cache.cached(
+        cache.LISTS, f"list:{page}:{per_page}", cache.LIST_TTL, lambda: list_articles(page, per_page).as_dict()
+    )
+
+
+def cached_popular() -> list[dict[str, Any]]:
+    return cache.cached(cache.LISTS, "popular", cache.POPULAR_TTL, popular_articles)
+
+
+def cached_article(article_id: int) -> dict[str, Any] | None:
+    """None (cached too) when there is no such article; creating it invalidates its namespace."""
+    return cache.cached(
+        cache.article_namespace(article_id), "detail", cache.DETAIL_TTL, lambda: get_article(article_id)
     )

@@ -25,7 +25,7 @@ from app.blueprints.api.schemas import (
     ArticleSchema,
     PageQuerySchema,
 )
-from app.services import articles, cache, queries, views
+from app.services import articles, queries, views
 from app.services.errors import NotFound
 
 TAGS = ["articles"]
@@ -39,12 +39,7 @@ def request_body(schema: type) -> dict[str, Any]:
 
 
 def existing_article(article_id: int) -> dict[str, Any]:
-    """The article's detail, or NotFound.
-
-    Raising (rather than returning None) inside a cached computation keeps an absence out
-    of the cache: creating an article does not invalidate its id's namespace, so a cached
-    "no such article" would hide a new article from anonymous readers for a minute.
-    """
+    """The article's detail, or NotFound."""
     found = queries.get_article(article_id)
     if found is None:
         raise NotFound(f"no article {article_id}")
@@ -74,12 +69,7 @@ class Articles(MethodView):
         seconds old; with one, it includes everything that key wrote.
         """
         if api_key(required=False) is None:
-            return cache.cached(
-                cache.LISTS,
-                f"list:{page}:{per_page}",
-                cache.LIST_TTL,
-                lambda: queries.list_articles(page, per_page).as_dict(),
-            )
+            return queries.cached_listing(page, per_page)
         return queries.list_articles(page, per_page).as_dict()
 
     @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticleCreateSchema))
@@ -107,10 +97,7 @@ class PopularArticles(MethodView):
 
         Without a key the answer may be up to 10 seconds old.
         """
-        if api_key(required=False) is None:
-            items = cache.cached(cache.LISTS, "popular", cache.POPULAR_TTL, lambda: queries.popular_articles())
-        else:
-            items = queries.popular_articles()
+        items = queries.cached_popular() if api_key(required=False) is None else queries.popular_articles()
         return {"items": items}
 
 
@@ -126,14 +113,9 @@ class Article(MethodView):
         may be up to a minute old; edits and deletions show at once (they invalidate it).
         """
         key = api_key(required=False)
-        if key is None:
-            found = cache.cached(
-                cache.article_namespace(article_id), "detail", cache.DETAIL_TTL, lambda: existing_article(article_id)
-            )
-            if found is None:  # cached as absent by another reader of the same entry
-                raise NotFound(f"no article {article_id}")
-        else:
-            found = existing_article(article_id)
+        found = queries.cached_article(article_id) if key is None else queries.get_article(article_id)
+        if found is None:
+            raise NotFound(f"no article {article_id}")
         if key is None or key.user_id != found["author"]["id"]:
             count_view_if_answered(article_id)
         return found

@@ -16,9 +16,16 @@ from flask.typing import ResponseReturnValue
 from app.auth import login_required
 from app.blueprints.pages.templating import FILTERS, layout_context
 from app.forms import ActionForm, ArticleForm, add_service_errors
-from app.services import articles, cache, views
+from app.services import articles, views
 from app.services.errors import Forbidden, NotFound, ValidationFailed
-from app.services.queries import get_article, list_articles, popular_articles
+from app.services.queries import (
+    cached_article,
+    cached_listing,
+    cached_popular,
+    get_article,
+    list_articles,
+    popular_articles,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -54,25 +61,15 @@ def requested_page() -> int:
 
 
 def read_listing(page: int) -> dict[str, Any]:
-    if is_anonymous():
-        return cache.cached(
-            cache.LISTS, f"list:{page}:{PER_PAGE}", cache.LIST_TTL, lambda: list_articles(page, PER_PAGE).as_dict()
-        )
-    return list_articles(page, PER_PAGE).as_dict()
+    return cached_listing(page, PER_PAGE) if is_anonymous() else list_articles(page, PER_PAGE).as_dict()
 
 
 def read_popular() -> list[dict[str, Any]]:
-    if is_anonymous():
-        return cache.cached(cache.LISTS, "popular", cache.POPULAR_TTL, lambda: popular_articles())
-    return popular_articles()
+    return cached_popular() if is_anonymous() else popular_articles()
 
 
 def read_article(article_id: int) -> dict[str, Any] | None:
-    if is_anonymous():
-        return cache.cached(
-            cache.article_namespace(article_id), "detail", cache.DETAIL_TTL, lambda: get_article(article_id)
-        )
-    return get_article(article_id)
+    return cached_article(article_id) if is_anonymous() else get_article(article_id)
 
 
 def is_author_of(article: dict[str, Any]) -> bool:
