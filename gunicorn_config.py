@@ -70,14 +70,8 @@ preload_app = False
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": True,
-        }
-    },
+    # The same JSON lines as the app's own (app.logs); that module imports no more of the app.
+    "formatters": {"json": {"()": "app.logs.json_formatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": loglevel.upper()},
     "loggers": {

@@ -1,35 +1,36 @@
-"""Newsdesk: a news service built to run as many identical replicas behind nginx."""
+"""Newsdesk: a news service built to run as many identical replicas behind nginx.
+
+``create_app`` is the only place that imports and wires everything. Its imports sit inside
+the function, so importing a small module of the package (gunicorn's config imports
+``app.logs`` in the master process) does not load the whole app before gevent patches.
+"""
 
 from __future__ import annotations
 
-import logging
-import socket
-import uuid
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, g, request
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from app.auth import init_auth
-from app.config import Settings
-from app.database.routing import init_router
-from app.extensions import celery_init_app, csrf, db, init_redis, init_sessions, migrate
-from app.limits import init_limits
-from app.logs import configure_logging, request_id_var
-from app.metrics import init_metrics
-from app.services import heartbeats
-
-#: This replica's name (the container hostname), sent as X-Served-By on every response.
-HOSTNAME = socket.gethostname()
-_MAX_REQUEST_ID = 128
-
-log = logging.getLogger(__name__)
+    from app.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from ``settings`` (default: the environment). Connects to nothing yet."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app import extensions, identity, limits, logs, metrics, request_hooks
+    from app.api import init_api
+    from app.config import Settings
+    from app.database import db
+    from app.database.routing import init_router
+    from app.services.cache import init_cache
+    from app.web import init_web
+
     settings = settings or Settings.from_env()
     settings.check_production()
-    configure_logging(settings.log_level)
+    logs.configure_logging(settings.log_level)
 
     app = Flask(__name__)
     app.extensions["settings"] = settings
@@ -38,61 +39,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
     db.init_app(app)
-    migrate.init_app(app, db)
-    init_redis(app)
+    extensions.migrate.init_app(app, db)
+    extensions.init_redis(app)
     init_router(app, lambda: db.engines["replica"])
-    init_sessions(app)
-    csrf.init_app(app)
-    celery_init_app(app)
+    init_cache(app)
+    extensions.init_sessions(app)
+    extensions.csrf.init_app(app)
+    extensions.celery_init_app(app)
 
-    register_request_hooks(app)
-    init_metrics(app)
-    init_auth(app)
-    register_blueprints(app)
-    init_limits(app)
+    request_hooks.init_request_hooks(app)
+    metrics.init_metrics(app)
+    identity.init_identity(app)
+    init_web(app)
+    init_api(app)
+    limits.init_limits(app)
     register_cli(app)
     return app
-
-
-def register_request_hooks(app: Flask) -> None:
-    @app.before_request
-    def bind_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if 0 < len(incoming) <= _MAX_REQUEST_ID and incoming.isprintable() else uuid.uuid4().hex
-        g.request_id = rid
-        g.request_id_token = request_id_var.set(rid)
-
-    @app.after_request
-    def stamp_response(response: Response) -> Response:
-        heartbeats.beat_throttled(app.extensions["redis"], heartbeats.REPLICAS, HOSTNAME)
-        response.headers["X-Served-By"] = HOSTNAME
-        if "request_id" in g:
-            response.headers["X-Request-ID"] = g.request_id
-        return response
-
-    @app.teardown_request
-    def unbind_request_id(_exc: BaseException | None) -> None:
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)
-
-
-def register_blueprints(app: Flask) -> None:
-    from app.blueprints.account import bp as account_bp
-    from app.blueprints.api import init_api
-    from app.blueprints.auth import bp as auth_bp
-    from app.blueprints.health import bp as health_bp
-    from app.blueprints.ops import bp as ops_bp
-    from app.blueprints.pages import bp as pages_bp
-    from app.blueprints.pages.errors import register_error_pages
-
-    app.register_blueprint(health_bp)
-    app.register_blueprint(pages_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(account_bp)
-    app.register_blueprint(ops_bp)
-    init_api(app)  # JSON API v1, its OpenAPI document and problem+json errors
-    register_error_pages(app)
 
 
 def register_cli(app: Flask) -> None:

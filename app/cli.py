@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app import task_names
 from app.services import accounts
 from app.services.errors import Conflict, NotFound, ValidationFailed
 
@@ -27,7 +28,7 @@ def _fail(message: str) -> None:
 def smoke(timeout: float) -> None:
     """Send `smoke.ping` through the broker and print the worker's answer as JSON."""
     celery = current_app.extensions["celery"]
-    result = celery.send_task("smoke.ping", kwargs={"payload": "hello"})
+    result = celery.send_task(task_names.SMOKE_PING, kwargs={"payload": "hello"})
     answer = result.get(timeout=timeout)
     click.echo(json.dumps({"task_id": result.id, "result": answer}))
 

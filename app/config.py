@@ -9,6 +9,7 @@ public deployment means forgeable sessions.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -110,6 +111,8 @@ class Settings:
     api_write_limit: str
     ratelimit_storage_url: str
     login_limit: str
+    #: This process's replica or worker name (the container's hostname): X-Served-By, heartbeats, /healthz.
+    hostname: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -151,6 +154,7 @@ class Settings:
             api_write_limit=env_str(env, "API_WRITE_LIMIT", "60/minute"),
             ratelimit_storage_url=env_str(env, "RATELIMIT_STORAGE_URL", f"redis://{redis_host}:6379/3"),
             login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
+            hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")

@@ -1,4 +1,5 @@
-"""Extension objects, created unbound here and bound to an app in ``create_app``."""
+"""Extension objects, created unbound here and bound to an app in ``create_app`` (``db`` lives
+with the routing session in app.database), and the Redis clients, sessions and Celery."""
 
 from __future__ import annotations
 
@@ -9,13 +10,8 @@ from celery import Celery, Task
 from flask import Flask
 from flask_migrate import Migrate
 from flask_session.redis import RedisSessionInterface
-from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from app.database.routing import RoutingSession
-from app.models.base import Base
-
-db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 csrf = CSRFProtect()
 

@@ -11,13 +11,11 @@ throttling abuse must not take the site down with it.
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from app.services.keys import looks_like_key
+from app.services.keys import bearer_token, hash_key, looks_like_key
 
 LOGIN_ENDPOINT = "auth.login"
 API_BLUEPRINTS = ("api",)
@@ -36,10 +34,9 @@ def login_client() -> str:
 
 def api_key_identity() -> str:
     """Limit per API key (hashed; the key itself never reaches Redis), else per address."""
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if looks_like_key(token):
-        return "apikey:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None and looks_like_key(token):
+        return "apikey:" + hash_key(token)[:32]
     return "client:" + (get_remote_address() or "unknown")
 
 

@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.dialects.postgresql import insert
 
 from app import text
-from app.extensions import db
+from app.database import db
 from app.models import Article, ArticleTerm, User
 from app.models.article import STATUS_READY
 from app.services import cache as article_cache
@@ -366,7 +366,7 @@ def seed(n_users: int, n_articles: int, password: str | None, if_empty: bool, ra
     # Read inside the writing transaction (so on the primary), before the commit.
     first_email = db.session.execute(sa.select(User.email).where(User.id == author_ids[0])).scalar_one()
     db.session.commit()
-    article_cache.invalidate_lists()
+    article_cache.invalidate(article_cache.LISTS)
     click.echo(
         f"seed: {n_users} users and {created} articles in {time.perf_counter() - started:.1f}s; "
         f"demo login: {first_email} / {password}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +16,17 @@ WORKER_HEARTBEAT = Path("/tmp/worker-heartbeat")
 HEARTBEAT_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
-_tokens: dict[str, tuple[Any, Any]] = {}
-
-
-def touch(path: Path) -> None:
-    path.touch()
+#: Attribute of a task's request (one per execution) holding its context-variable tokens.
+_TOKENS = "newsdesk_context_tokens"
 
 
 def alive() -> None:
     """The worker's pulse: the healthcheck file, and its entry in the stack-wide heartbeats."""
-    from flask import current_app
-
     from app.services import heartbeats
     from worker import flask_app
 
-    touch(WORKER_HEARTBEAT)
-    with flask_app.app_context():
-        heartbeats.beat(current_app.extensions["redis"], heartbeats.WORKERS, socket.gethostname())
+    WORKER_HEARTBEAT.touch()
+    heartbeats.beat(flask_app.extensions["redis"], heartbeats.WORKERS, flask_app.extensions["settings"].hostname)
 
 
 @setup_logging.connect
@@ -54,20 +46,21 @@ def attach_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
 @task_prerun.connect
 def bind_task_context(task_id: str, task: Any, **_: Any) -> None:
     rid = getattr(task.request, "request_id", None)
-    _tokens[task_id] = (request_id_var.set(rid), task_var.set((task.name, task_id)))
+    setattr(task.request, _TOKENS, (request_id_var.set(rid), task_var.set((task.name, task_id))))
 
 
 @task_postrun.connect
-def unbind_task_context(task_id: str, **_: Any) -> None:
-    tokens = _tokens.pop(task_id, None)
+def unbind_task_context(task: Any, **_: Any) -> None:
+    tokens = getattr(task.request, _TOKENS, None)
     if tokens is not None:
+        setattr(task.request, _TOKENS, None)
         request_id_var.reset(tokens[0])
         task_var.reset(tokens[1])
 
 
 @worker_ready.connect
 def mark_ready(**_: Any) -> None:
-    touch(WORKER_HEARTBEAT)
+    WORKER_HEARTBEAT.touch()
     log.info("worker ready")
 
 
@@ -90,7 +83,3 @@ class Heartbeat(bootsteps.StartStopStep):
 
 def connect(celery: Celery) -> None:
     celery.steps["worker"].add(Heartbeat)
-
-
-def heartbeat_age(path: Path = WORKER_HEARTBEAT) -> float:
-    return time.time() - path.stat().st_mtime

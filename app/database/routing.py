@@ -18,24 +18,23 @@ applies the decision to each transaction of Flask-SQLAlchemy's session.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import redis
 import sqlalchemy as sa
 from flask import current_app, g, has_app_context, has_request_context
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction
 
-from app.database.wal import ReplicaPosition, primary_lsn, replica_position
+from app.database import unit_of_work
+from app.database.wal import UNKNOWN_LSN, ReplicaPosition, primary_lsn, replica_position
 from app.metrics import DB_READS
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,8 @@ REPLICA = "replica"
 # Keys in Session.info for the current transaction.
 _WROTE = "newsdesk.wrote"
 _DECISION = "newsdesk.read_decision"
-_FORCE_PRIMARY = "newsdesk.force_primary"
+#: How many ``use_primary`` blocks are open on this session (reads go to the primary while > 0).
+_PINNED = "newsdesk.pinned_to_primary"
 _MIN_LSN = "newsdesk.min_lsn"
 #: The primary's WAL position after this session's latest committed write (request scope).
 _SESSION_LSN = "newsdesk.session_lsn"
@@ -95,8 +95,12 @@ class ReplicaMonitor:
         cache_seconds: float,
         backoff_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        read_position: Callable[[sa.Connection], ReplicaPosition] = replica_position,
     ) -> None:
+        """``engine()`` is the replica's engine (created lazily, after fork); ``read_position``
+        reads its position over a connection."""
         self._engine = engine
+        self._read_position = read_position
         self.limits = limits
         self._cache_seconds = cache_seconds
         self._backoff_seconds = backoff_seconds
@@ -125,7 +129,7 @@ class ReplicaMonitor:
             return self._position
         try:
             with self._engine().connect() as conn:
-                position = replica_position(conn)
+                position = self._read_position(conn)
         except DBAPIError as exc:
             self.mark_unavailable(f"{type(exc.orig).__name__ if exc.orig else type(exc).__name__}")
             return None
@@ -220,7 +224,12 @@ def _is_plain_read(clause: Any) -> bool:
 
 
 class RoutingSession(FlaskSQLAlchemySession):
-    """Flask-SQLAlchemy's session, choosing primary or replica per transaction."""
+    """Flask-SQLAlchemy's session, choosing primary or replica per transaction.
+
+    Its state lives in ``Session.info``: whether the transaction wrote, the read decision
+    taken for it, the ``use_primary`` pins, the WAL position reads must reach, and the
+    after-commit queue (app.database.unit_of_work).
+    """
 
     def get_bind(
         self,
@@ -239,7 +248,7 @@ class RoutingSession(FlaskSQLAlchemySession):
             return engines[None]
         decision = self.info.get(_DECISION)
         if decision is None:
-            if self.info.get(_FORCE_PRIMARY) or "replica" not in engines:
+            if self.info.get(_PINNED) or "replica" not in engines:
                 decision = Decision(PRIMARY, "forced_primary")
             else:
                 min_lsn = max(self.info.get(_MIN_LSN, 0), self.info.get(_SESSION_LSN, 0))
@@ -248,17 +257,52 @@ class RoutingSession(FlaskSQLAlchemySession):
             DB_READS.labels(decision.target, decision.reason).inc()
         return engines["replica"] if decision.target == REPLICA else engines[None]
 
+    # -- what app.database exposes as use_primary / reading_at_least / replica_fallback --
+
+    def pin_primary(self) -> None:
+        """Reads go to the primary until the matching ``unpin_primary`` (pins nest)."""
+        self.info[_PINNED] = self.info.get(_PINNED, 0) + 1
+        self.info.pop(_DECISION, None)
+
+    def unpin_primary(self) -> None:
+        depth = self.info.get(_PINNED, 0) - 1
+        if depth > 0:
+            self.info[_PINNED] = depth
+        else:
+            self.info.pop(_PINNED, None)
+        self.info.pop(_DECISION, None)
+
+    def require_position(self, lsn: int | None) -> None:
+        """Reads must see at least WAL position ``lsn`` (None: no requirement)."""
+        self.info.pop(_DECISION, None)
+        if lsn:
+            self.info[_MIN_LSN] = lsn
+        else:
+            self.info.pop(_MIN_LSN, None)
+
+    @property
+    def read_from_replica(self) -> bool:
+        """Whether the current transaction's reads were sent to the replica."""
+        decision = self.info.get(_DECISION)
+        return decision is not None and decision.target == REPLICA
+
+    @property
+    def committed_position(self) -> int | None:
+        """The primary's WAL position recorded after this session's latest write (None: none yet)."""
+        return self.info.get(_SESSION_LSN)
+
 
 @event.listens_for(RoutingSession, "after_commit")
-def _remember_write_position(session: Session) -> None:
+def _after_commit(session: Session) -> None:
     """After a write: this session's later reads (refreshing expired objects, say), and the
-    writer's later requests, must see it."""
+    writer's later requests, must see it. Then the work the transaction registered runs."""
     wrote = session.info.pop(_WROTE, False)
     session.info.pop(_DECISION, None)
     if wrote and isinstance(session, RoutingSession):
         lsn = current_router().remember_commit(session._db.engines[None], current_writer())
         # Unknown position: later reads in this session go to the primary.
-        session.info[_SESSION_LSN] = max(session.info.get(_SESSION_LSN, 0), lsn if lsn is not None else 2**63 - 1)
+        session.info[_SESSION_LSN] = max(session.info.get(_SESSION_LSN, 0), lsn if lsn is not None else UNKNOWN_LSN)
+    unit_of_work.run_hooks(session)
 
 
 @event.listens_for(RoutingSession, "after_rollback")
@@ -267,61 +311,9 @@ def _forget_transaction(session: Session) -> None:
     session.info.pop(_DECISION, None)
 
 
-def committed_position() -> int | None:
-    """The primary's WAL position recorded after this session's latest write (None: no write yet)."""
-    from app.extensions import db
-
-    return db.session.info.get(_SESSION_LSN)
-
-
-@contextlib.contextmanager
-def reading_at_least(lsn: int) -> Iterator[None]:
-    """Reads inside this block see at least WAL position ``lsn`` (the replica only if it has
-    replayed that far). Used to refill a cache entry invalidated at ``lsn``."""
-    from app.extensions import db
-
-    if lsn <= 0:
-        yield
-        return
-    info = db.session.info
-    info.pop(_DECISION, None)
-    info[_MIN_LSN] = lsn
-    try:
-        yield
-    finally:
-        info.pop(_MIN_LSN, None)
-        info.pop(_DECISION, None)
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def replica_fallback(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run a read; if the replica fails under it, skip the replica and run it again on the primary.
-
-    For read-only functions (the read path): running them twice is harmless.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from app.extensions import db
-
-        try:
-            return fn(*args, **kwargs)
-        except OperationalError as exc:
-            decision = db.session.info.get(_DECISION)
-            if decision is None or decision.target != REPLICA:
-                raise
-            current_router().monitor.mark_unavailable(f"query failed: {exc.orig or exc}")
-            db.session.rollback()
-            db.session.info[_FORCE_PRIMARY] = True
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                db.session.info.pop(_FORCE_PRIMARY, None)
-
-    return wrapper
+@event.listens_for(RoutingSession, "after_transaction_end")
+def _drop_uncommitted_work(session: Session, transaction: SessionTransaction) -> None:
+    unit_of_work.drop_hooks(session, transaction)
 
 
 def init_router(app: Any, engine_getter: Callable[[], sa.Engine]) -> Router:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+#: A position past every real one (the largest BIGINT): "read from the primary", used where
+#: the position after a write could not be read.
+UNKNOWN_LSN = 2**63 - 1
+
 
 def parse_lsn(lsn: str) -> int:
     """``'16/B374D848'`` -> byte position. PostgreSQL prints an LSN as two hex halves."""

@@ -14,6 +14,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: The largest BIGINT (ids): a larger number in a URL or a query is a 404/422, never a database error.
+BIGINT_MAX = 2**63 - 1
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

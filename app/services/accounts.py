@@ -9,15 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.extensions import db
+from app import task_names
+from app.database import db, use_primary
+from app.enqueue import enqueue_after_commit
 from app.models import ApiKey, User
 from app.services import mail
 from app.services.errors import Conflict, NotFound
 from app.services.keys import generate_key, hash_key, looks_like_key
 from app.services.validation import normalize_email, validate_key_name, validate_registration
-from app.tasks import enqueue
-
-SEND_EMAIL_TASK = "accounts.send_email"
 
 # scrypt (Werkzeug's default): salted and memory-hard.
 PASSWORD_METHOD = "scrypt"
@@ -36,25 +35,21 @@ def register_user(email: str, display_name: str, password: str, *, is_admin: boo
     email, display_name, password = validate_registration(email, display_name, password)
     user = User(email=email, display_name=display_name, password_hash=hash_password(password), is_admin=is_admin)
     db.session.add(user)
+    subject, body = mail.welcome(user.display_name)
+    enqueue_after_commit(task_names.SEND_EMAIL, user.email, subject, body)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Conflict("an account with this email already exists") from None
-    subject, body = mail.welcome(user.display_name)
-    enqueue(SEND_EMAIL_TASK, user.email, subject, body)
     return user
 
 
-def on_primary() -> dict[str, object]:
-    """``bind_arguments`` for a read that must see rows committed a moment ago."""
-    return {"bind": db.engine}
-
-
+@use_primary
 def find_user_by_email(email: str) -> User | None:
     """Looked up on the primary: used at login, right after a registration may have written it."""
     stmt = sa.select(User).where(sa.func.lower(User.email) == normalize_email(email))
-    return db.session.execute(stmt, bind_arguments=on_primary()).scalar_one_or_none()
+    return db.session.execute(stmt).scalar_one_or_none()
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -90,6 +85,7 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
     return key
 
 
+@use_primary
 def authenticate_api_key(plaintext: str) -> ApiKey | None:
     """The active key matching ``plaintext``, looked up on the primary (a key may be seconds old).
 
@@ -104,7 +100,7 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
         .options(contains_eager(ApiKey.user))
         .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None), User.is_active)
     )
-    key = db.session.execute(stmt, bind_arguments=on_primary()).scalar_one_or_none()
+    key = db.session.execute(stmt).scalar_one_or_none()
     if key is None:
         return None
     now = datetime.now(UTC)

@@ -1,5 +1,6 @@
-"""Writing articles: create, edit, delete. Each commits, then enqueues processing and
-invalidates the cached views of what changed."""
+"""Writing articles: create, edit, delete. Each registers, before it commits, what must
+follow the commit (invalidate the cached views of what changed, enqueue processing); the
+unit of work (app.database.on_commit) runs that once the commit succeeds."""
 
 from __future__ import annotations
 
@@ -8,25 +9,30 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.extensions import db
+from app import task_names
+from app.database import db, on_commit
+from app.enqueue import enqueue_after_commit
 from app.models import Article, User
 from app.models.article import STATUS_PROCESSING
-from app.services import cache as article_cache
+from app.services.cache import invalidate_article
 from app.services.errors import Forbidden, NotFound
 from app.services.validation import validate_article
-from app.tasks import enqueue
 
-PROCESS_TASK = "articles.process"
+
+def _changed(article_id: int) -> None:
+    """After commit: drop the article's cached views and (re)compute its summary and keywords."""
+    on_commit(invalidate_article, article_id)
+    enqueue_after_commit(task_names.PROCESS_ARTICLE, article_id)
 
 
 def create_article(author: User, data: Mapping[str, Any]) -> Article:
     fields = validate_article(data)
     article = Article(author_id=author.id, status=STATUS_PROCESSING, **fields)
     db.session.add(article)
-    db.session.commit()
+    db.session.flush()  # assigns the id
     # The article's own namespace too: a "not found" cached for this id must not outlive it.
-    article_cache.invalidate_article(article.id)
-    enqueue(PROCESS_TASK, article.id)
+    _changed(article.id)
+    db.session.commit()
     return article
 
 
@@ -51,15 +57,13 @@ def update_article(author: User, article_id: int, data: Mapping[str, Any]) -> Ar
         for name, value in fields.items():
             setattr(article, name, value)
         article.status = STATUS_PROCESSING
+        _changed(article.id)
     db.session.commit()
-    if changed:
-        article_cache.invalidate_article(article.id)
-        enqueue(PROCESS_TASK, article.id)
     return article
 
 
 def delete_article(author: User, article_id: int) -> None:
     article = _owned_for_update(author, article_id)
     db.session.delete(article)
+    on_commit(invalidate_article, article_id)
     db.session.commit()
-    article_cache.invalidate_article(article_id)

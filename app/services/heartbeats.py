@@ -19,8 +19,6 @@ WORKERS = "newsdesk:heartbeats:worker"
 HEARTBEAT_EVERY = 5.0
 SEEN_WITHIN = 30.0
 
-_last_beat = 0.0
-
 
 def beat(client: redis.Redis, kind: str, name: str, now: float | None = None) -> None:
     now = time.time() if now is None else now
@@ -33,13 +31,21 @@ def beat(client: redis.Redis, kind: str, name: str, now: float | None = None) ->
         log.debug("heartbeat not recorded: %s", exc)
 
 
-def beat_throttled(client: redis.Redis, kind: str, name: str) -> None:
-    """Beat at most every HEARTBEAT_EVERY seconds per process (cheap to call per request)."""
-    global _last_beat
-    now = time.time()
-    if now - _last_beat >= HEARTBEAT_EVERY:
-        _last_beat = now
-        beat(client, kind, name, now)
+class Heartbeat:
+    """One process's heartbeat as ``name`` in ``kind``, sent at most every HEARTBEAT_EVERY
+    seconds however often ``beat`` is called (cheap enough to call per request)."""
+
+    def __init__(self, client: redis.Redis, kind: str, name: str) -> None:
+        self.client = client
+        self.kind = kind
+        self.name = name
+        self._last = float("-inf")
+
+    def beat(self) -> None:
+        now = time.time()
+        if now - self._last >= HEARTBEAT_EVERY:
+            self._last = now
+            beat(self.client, self.kind, self.name, now)
 
 
 def seen(client: redis.Redis, kind: str, within: float = SEEN_WITHIN) -> list[tuple[str, float]]:

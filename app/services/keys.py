@@ -8,7 +8,6 @@ stretching is needed), and lookups are a single indexed equality on the hash.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -38,5 +37,8 @@ def looks_like_key(candidate: str) -> bool:
     return candidate.startswith(KEY_PREFIX) and 20 <= len(candidate) <= 128 and candidate.isascii()
 
 
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header (RFC 6750), else None."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

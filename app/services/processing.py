@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from app import text
-from app.extensions import db
+from app.database import db, on_commit, use_primary
 from app.models import Article, ArticleTerm
 from app.models.article import STATUS_READY
-from app.services import cache as article_cache
+from app.services.cache import invalidate_article
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ def document_frequencies(terms: set[str]) -> dict[str, int]:
         sa.select(ArticleTerm.term, sa.func.count())
         .where(ArticleTerm.term.in_(sorted(terms)))
         .group_by(ArticleTerm.term),
-        bind_arguments={"bind": db.engine},
     )
     return {term: count for term, count in rows}
 
@@ -37,10 +36,12 @@ def replace_terms(article_id: int, terms: set[str]) -> None:
         )
 
 
+@use_primary
 def process_article(article_id: int) -> bool:
     """Summarise and tag one article. Idempotent: a second run leaves the row as it is.
 
-    The row is locked for the whole computation, so an edit committed meanwhile waits and
+    Every read is on the primary (the task may run before the replica has the row). The
+    row is locked for the whole computation, so an edit committed meanwhile waits and
     then enqueues its own processing; an old body can never overwrite a newer one.
     Returns False when the article no longer exists.
     """
@@ -66,8 +67,7 @@ def process_article(article_id: int) -> bool:
             .where(Article.id == article.id)
             .values(summary=summary, keywords=keywords, status=STATUS_READY, updated_at=Article.updated_at)
         )
+        on_commit(invalidate_article, article_id)
     db.session.commit()
-    if changed:
-        article_cache.invalidate_article(article_id)
     log.info("article %s processed", article_id, extra={"keywords": keywords, "changed": changed})
     return True

@@ -9,12 +9,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.database.routing import replica_fallback
-from app.extensions import db
+from app.database import db, replica_fallback
 from app.models import ApiKey, Article, User
 from app.services import cache
 
 POPULAR_LIMIT = 10
+#: Deeper pages are refused (404 on the site, 422 in the API) rather than turned into huge
+#: OFFSETs and cache keys.
+MAX_PAGE = 10_000
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,16 @@ PASSWORD_MAX = 256
 KEY_NAME_MAX = 100
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the mail's job.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NOT_UNICODE = "must be valid Unicode text (no lone surrogates)"
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for a str PostgreSQL cannot store: one with lone surrogates (JSON may escape them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: Any, field: str, lo: int, hi: int, errors: dict[str, list[str]], *, strip: bool = True) -> str:
@@ -25,10 +35,8 @@ def _text(value: Any, field: str, lo: int, hi: int, errors: dict[str, list[str]]
     text = value.strip() if strip else value
     if "\x00" in text:
         errors.setdefault(field, []).append("must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        errors.setdefault(field, []).append("must be valid Unicode text (no lone surrogates)")
+    if not is_unicode_text(text):
+        errors.setdefault(field, []).append(NOT_UNICODE)
     if len(text.strip()) < lo:
         errors.setdefault(field, []).append("must not be empty" if lo == 1 else f"must be at least {lo} characters")
     elif len(text) > hi:

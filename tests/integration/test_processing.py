@@ -7,7 +7,7 @@ import uuid
 import sqlalchemy as sa
 from flask import Flask
 
-from app.extensions import db
+from app.database import db
 from app.models import Article
 from app.services import accounts, articles, processing
 from worker.tasks.articles import process

@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from flask import Flask, g
 
 from app import create_app
+from app.database import db
 from app.database.routing import PRIMARY, REPLICA, current_router
 from app.database.wal import ReplicaPosition
-from app.extensions import db
 from app.models import Article
 from app.services import accounts, articles, queries
-from tests.integration.conftest import integration_settings, wait_until
+from tests.integration.support import integration_settings
+from tests.polling import wait_until
 
 
 def replica_conn():
@@ -86,7 +87,7 @@ def test_reads_succeed_when_the_replica_is_unreachable(app: Flask) -> None:
 def test_a_replica_failing_under_a_read_is_retried_on_the_primary(app: Flask) -> None:
     with app.app_context():
         author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
-        article = articles.create_article(author, {"title": "Retried", "body": "Body."})
+        article_id = articles.create_article(author, {"title": "Retried", "body": "Body."}).id
     settings = integration_settings(
         DATABASE_REPLICA_URL=integration_settings().database_url.replace("@db:5432", "@db:1"),
         REPLICA_LSN_CACHE_MS="10000",
@@ -98,5 +99,5 @@ def test_a_replica_failing_under_a_read_is_retried_on_the_primary(app: Flask) ->
         monitor._position = ReplicaPosition(True, 2**62, 2**62, 0.0, True)
         monitor._fetched_at = monitor._clock()
         assert current_router().decide(None).target == REPLICA
-        assert queries.get_article(article.id)["title"] == "Retried"
+        assert queries.get_article(article_id)["title"] == "Retried"
         assert current_router().decide(None).reason == "replica_unavailable"

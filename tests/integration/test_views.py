@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
-from app.extensions import db
+from app.database import db
 from app.models import Article
-from app.services import accounts, articles, views
+from app.services import accounts, articles, view_counts
 
 
 def views_of(ids: list[int]) -> list[int]:
@@ -25,7 +25,7 @@ def test_a_thousand_views_become_one_update_per_article(app: Flask) -> None:
         ids = [articles.create_article(author, {"title": f"A{i}", "body": "b"}).id for i in range(3)]
         for article_id, n in zip(ids, (500, 300, 200), strict=True):
             for _ in range(n):
-                views.record_view(article_id)
+                view_counts.record_view(article_id)
 
         updates: list[str] = []
 
@@ -35,13 +35,13 @@ def test_a_thousand_views_become_one_update_per_article(app: Flask) -> None:
 
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            assert views.flush_views() == 1000
+            assert view_counts.flush_views() == 1000
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         assert len(updates) == 3
         assert all("views + " in u for u in updates), "an increment, not a read-modify-write"
         assert views_of(ids) == [500, 300, 200]
-        assert views.flush_views() == 0
+        assert view_counts.flush_views() == 0
         assert views_of(ids) == [500, 300, 200]
 
 
@@ -51,12 +51,12 @@ def test_a_batch_is_never_applied_twice(app: Flask) -> None:
         article_id = articles.create_article(author, {"title": "A", "body": "b"}).id
         client = app.extensions["redis"]
         for _ in range(7):
-            views.record_view(article_id)
+            view_counts.record_view(article_id)
         # A flush that died after renaming: the next flush finishes it.
-        batch = views.BATCH_PREFIX + "crashed"
-        client.rename(views.PENDING, batch)
-        assert views.flush_views() == 7
+        batch = view_counts.BATCH_PREFIX + "crashed"
+        client.rename(view_counts.PENDING, batch)
+        assert view_counts.flush_views() == 7
         # A flush that died after committing but before deleting the key: not counted again.
         client.hset(batch, str(article_id), 7)
-        assert views.flush_views() == 0
+        assert view_counts.flush_views() == 0
         assert views_of([article_id]) == [7]

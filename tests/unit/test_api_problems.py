@@ -23,27 +23,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, ServiceUnavailable, TooManyRequests
 
-from app import create_app
-from app.config import Settings
-from app.extensions import db
+from app.api.problems import MALFORMED_JSON, PROBLEM_MIMETYPE, VALIDATION, ProblemError, http_problem, problem
+from app.database import db
 from app.models.article import BODY_MAX, TITLE_MAX
-from app.problems import MALFORMED_JSON, PROBLEM_MIMETYPE, VALIDATION, ProblemError, http_problem, problem
 from app.services import accounts
+from tests.support import offline_app
 
-NOWHERE_PG = "postgresql+psycopg2://newsdesk@/newsdesk?host=/nonexistent/newsdesk-unit-tests"
-NOWHERE_REDIS = "redis://127.0.0.1:1/0"
-UNIT_ENV = {
-    "APP_ENV": "test",
-    "SECRET_KEY": "unit-tests-only-" + "k" * 32,
-    "DATABASE_URL": NOWHERE_PG,
-    "DATABASE_REPLICA_URL": NOWHERE_PG,
-    "REDIS_URL": NOWHERE_REDIS,
-    "CACHE_REDIS_URL": NOWHERE_REDIS,
-    "CELERY_BROKER_URL": NOWHERE_REDIS,
-    "CELERY_RESULT_BACKEND": NOWHERE_REDIS,
-    "RATELIMIT_STORAGE_URL": "memory://",  # counted in this process; a fresh store per app
-    "LOG_LEVEL": "WARNING",
-}
 TOKEN = "nd_0000abcd_" + "k" * 43
 ONE_MIB = 1024 * 1024
 
@@ -64,7 +49,7 @@ def touched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def app(touched: list[str]) -> Flask:
-    app = create_app(Settings.from_env(UNIT_ENV))
+    app = offline_app()
     with app.app_context():
         for engine in db.engines.values():
             event.listen(engine, "do_connect", lambda *_: touched.append("postgresql connect"))

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.blueprints.api.schemas import (
+from app.api.problems import PROBLEM_MIMETYPE
+from app.api.schemas import (
     MAX_PAGE,
     ArticleCreateSchema,
     ArticleListSchema,
@@ -25,13 +25,11 @@ from app.blueprints.api.schemas import (
     ArticleSchema,
     MeSchema,
 )
-from app.config import Settings
 from app.models.article import BODY_MAX, TITLE_MAX
-from app.problems import PROBLEM_MIMETYPE
 from app.services.errors import ValidationFailed
 from app.services.queries import Page, article_dict, user_dict
 from app.services.validation import validate_article
-from tests.unit.test_api_problems import UNIT_ENV
+from tests.support import offline_app
 
 API = "/api/v1"
 #: Every operation, and the error statuses it must document (besides "default").
@@ -50,7 +48,7 @@ KEY_REQUIRED |= {("/api/v1/articles/{article_id}", "delete"), ("/api/v1/me", "ge
 
 @pytest.fixture
 def app() -> Flask:
-    return create_app(Settings.from_env(UNIT_ENV))
+    return offline_app()
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from app import create_app
-from app.config import Settings
-from app.forms import (
+from app.models.article import BODY_MAX, TITLE_MAX
+from app.services.validation import EMAIL_MAX, KEY_NAME_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
+from app.web.forms import (
     ActionForm,
     ApiKeyForm,
     ArticleForm,
@@ -20,27 +20,14 @@ from app.forms import (
     local_path,
     sentence,
 )
-from app.models.article import BODY_MAX, TITLE_MAX
-from app.services.validation import EMAIL_MAX, KEY_NAME_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
+from tests.support import offline_app
 
 VALID_REGISTRATION = {"email": "ann@example.org", "display_name": "Ann", "password": "correct horse"}
 
 
 @pytest.fixture(scope="module")
 def app() -> Flask:
-    # Hosts that do not exist: building the app must not connect to anything.
-    app = create_app(
-        Settings.from_env(
-            {
-                "APP_ENV": "test",
-                "SECRET_KEY": "unit-test-secret-key-unit-test-secret-key",
-                "DATABASE_URL": "postgresql+psycopg2://nobody@db.invalid/none",
-                "DATABASE_REPLICA_URL": "postgresql+psycopg2://nobody@db.invalid/none",
-                "REDIS_URL": "redis://redis.invalid:6379/0",
-                "CACHE_REDIS_URL": "redis://redis.invalid:6379/1",
-            }
-        )
-    )
+    app = offline_app()
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
     return app
 

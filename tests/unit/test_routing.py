@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from app.database.routing import PRIMARY, REPLICA, LagLimits, ReplicaMonitor, decide_read_target
@@ -70,26 +73,25 @@ class FakeClock:
         return self.now
 
 
-def test_monitor_backs_off_after_failure_and_caches_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+class FakeEngine:
+    """Stands in for the replica's engine: its connections are only handed to ``read_position``."""
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[object]:
+        yield object()
+
+
+def test_monitor_backs_off_after_failure_and_caches_positions() -> None:
     clock = FakeClock()
     calls: list[int] = []
-    results: list[ReplicaPosition | Exception] = [position(replay=10)]
-    monitor = ReplicaMonitor(lambda: None, LIMITS, cache_seconds=0.02, backoff_seconds=5.0, clock=clock)
-
-    class Conn:
-        def __enter__(self) -> Conn:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-    monkeypatch.setattr(monitor, "_engine", lambda: type("E", (), {"connect": lambda self: Conn()})())
 
     def fake_position(_conn: object) -> ReplicaPosition:
         calls.append(1)
-        return results[0]  # type: ignore[return-value]
+        return position(replay=10)
 
-    monkeypatch.setattr("app.database.routing.replica_position", fake_position)
+    monitor = ReplicaMonitor(
+        FakeEngine, LIMITS, cache_seconds=0.02, backoff_seconds=5.0, clock=clock, read_position=fake_position
+    )
     assert monitor.position() == position(replay=10)
     assert monitor.position() == position(replay=10)
     assert len(calls) == 1, "cached within cache_seconds"

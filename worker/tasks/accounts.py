@@ -7,11 +7,12 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
+from app import task_names
 from app.services import mail
 
 
 @shared_task(
-    name="accounts.send_email",
+    name=task_names.SEND_EMAIL,
     bind=True,
     autoretry_for=(smtplib.SMTPException, OSError),
     retry_backoff=5,

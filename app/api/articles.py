@@ -1,0 +1,147 @@
+"""Articles: the read path (through the shared cache for anonymous readers) and the author's writes.
+
+Anonymous reads share the site's cache entries (app.services.cache), so a write
+invalidates what both show. A reader with a key reads directly: read-your-writes routing
+(app.database.routing) shows a key its own writes at once. Writes go through the
+services, which validate, commit, invalidate and enqueue; nothing here touches the
+database directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, after_this_request, request, url_for
+from flask.views import MethodView
+
+from app.api.blueprint import KEY_OPTIONAL, KEY_REQUIRED, bp
+from app.api.inputs import JSON_MIMETYPE, api_key, json_object
+from app.api.schemas import (
+    MAX_ARTICLE_ID,
+    ArticleCreateSchema,
+    ArticleListSchema,
+    ArticlePageSchema,
+    ArticlePatchSchema,
+    ArticleSchema,
+    PageQuerySchema,
+)
+from app.services import articles, queries, view_counts
+from app.services.errors import NotFound
+
+TAGS = ["articles"]
+#: Beyond BIGINT or below 1 the route does not match: a 404 without a query.
+ARTICLE_ID = f"<int(min=1, max={MAX_ARTICLE_ID}):article_id>"
+LOCATION = {"Location": {"description": "URL of the new article", "schema": {"type": "string", "format": "uri"}}}
+
+
+def request_body(schema: type) -> dict[str, Any]:
+    return {"required": True, "content": {JSON_MIMETYPE: {"schema": schema}}}
+
+
+def existing_article(article_id: int) -> dict[str, Any]:
+    """The article's detail, or NotFound."""
+    found = queries.get_article(article_id)
+    if found is None:
+        raise NotFound(f"no article {article_id}")
+    return found
+
+
+def count_view_if_answered(article_id: int) -> None:
+    """Count one view of the article, once the response turns out to be a 200 to a GET."""
+
+    @after_this_request
+    def count(response: Response) -> Response:
+        if response.status_code == 200 and request.method == "GET":
+            view_counts.record_view(article_id)
+        return response
+
+
+@bp.route("/articles", endpoint="articles", tags=TAGS)
+class Articles(MethodView):
+    @bp.doc(security=KEY_OPTIONAL)
+    @bp.arguments(PageQuerySchema, location="query", as_kwargs=True)
+    @bp.response(200, ArticlePageSchema)
+    @bp.problems(401)
+    def get(self, page: int, per_page: int) -> dict[str, Any]:
+        """List articles, newest first
+
+        A page beyond the last has no items. Without a key the answer may be up to 30
+        seconds old; with one, it includes everything that key wrote.
+        """
+        if api_key(required=False) is None:
+            return queries.cached_listing(page, per_page)
+        return queries.list_articles(page, per_page).as_dict()
+
+    @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticleCreateSchema))
+    @bp.response(201, ArticleSchema, headers=LOCATION)
+    @bp.problems(400, 401, 413, 415, 422)
+    def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Publish an article
+
+        The key's owner is the author. The summary and keywords are filled in by a
+        background job: until then `status` is `processing`.
+        """
+        key = api_key(required=True)
+        article = articles.create_article(key.user, json_object())
+        location = url_for("api.article", article_id=article.id, _external=True)
+        return existing_article(article.id), 201, {"Location": location}
+
+
+@bp.route("/articles/popular", endpoint="popular", tags=TAGS)
+class PopularArticles(MethodView):
+    @bp.doc(security=KEY_OPTIONAL)
+    @bp.response(200, ArticleListSchema)
+    @bp.problems(401)
+    def get(self) -> dict[str, Any]:
+        """The ten most read articles
+
+        Without a key the answer may be up to 10 seconds old.
+        """
+        items = queries.cached_popular() if api_key(required=False) is None else queries.popular_articles()
+        return {"items": items}
+
+
+@bp.route(f"/articles/{ARTICLE_ID}", endpoint="article", tags=TAGS)
+class Article(MethodView):
+    @bp.doc(security=KEY_OPTIONAL)
+    @bp.response(200, ArticleSchema)
+    @bp.problems(401, 404)
+    def get(self, article_id: int) -> dict[str, Any]:
+        """Read an article
+
+        Counts as a view unless the key's owner wrote it. Without a key the view count
+        may be up to a minute old; edits and deletions show at once (they invalidate it).
+        """
+        key = api_key(required=False)
+        found = queries.cached_article(article_id) if key is None else queries.get_article(article_id)
+        if found is None:
+            raise NotFound(f"no article {article_id}")
+        if key is None or key.user_id != found["author"]["id"]:
+            count_view_if_answered(article_id)
+        return found
+
+    @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticlePatchSchema))
+    @bp.response(200, ArticleSchema)
+    @bp.problems(400, 401, 403, 404, 413, 415, 422)
+    def patch(self, article_id: int) -> dict[str, Any]:
+        """Change an article's title, body or both
+
+        Only its author may. Fields left out keep their value.
+        """
+        key = api_key(required=True)
+        articles.update_article(key.user, article_id, json_object())
+        return existing_article(article_id)
+
+    @bp.doc(security=KEY_REQUIRED)
+    @bp.response(204)
+    @bp.problems(401, 403, 404)
+    def delete(self, article_id: int) -> Response:
+        """Delete an article
+
+        Only its author may.
+        """
+        key = api_key(required=True)
+        articles.delete_article(key.user, article_id)
+        deleted = Response(status=204)
+        del deleted.headers["Content-Type"]  # no content, so no type
+        return deleted

@@ -1,0 +1,14 @@
+"""The names of the Celery tasks: the one place the web app (which sends them) and the
+worker (which registers them, in worker/tasks/) agree on. No imports, so both sides can
+use it without loading the other. tests/unit/test_task_wiring.py checks that every name
+here is registered by the worker and that the app sends tasks only by these names.
+"""
+
+from __future__ import annotations
+
+PROCESS_ARTICLE = "articles.process"
+FLUSH_VIEWS = "articles.flush_views"
+SEND_EMAIL = "accounts.send_email"
+SMOKE_PING = "smoke.ping"
+
+ALL = frozenset({PROCESS_ARTICLE, FLUSH_VIEWS, SEND_EMAIL, SMOKE_PING})

@@ -1,0 +1,128 @@
+"""HTML error pages for the site, leaving every /api/ error to the API's handlers.
+
+Flask calls exactly one handler per error, chosen by status code before class: a handler
+registered for 404 wins over one registered for ``HTTPException`` (or for ``Exception``),
+whatever the registration order. So a page handler cannot simply "pass" an API error on
+by returning or re-raising it: returning it renders Werkzeug's default HTML page, and
+re-raising it turns it into a 500. Instead, for a path under /api/ it looks up the
+handler Flask would have chosen had the page handlers not been registered (the API's
+problem+json handlers, on the app or on the API blueprint) and calls that one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.api.problems import is_api_path
+from app.database import db
+from app.identity import load_session_user
+
+log = logging.getLogger(__name__)
+
+#: Status code -> (title, what the reader can do about it).
+PAGE_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "The request could not be understood. Please go back and try again."),
+    403: ("Not allowed", "You do not have permission to do this."),
+    404: ("Page not found", "There is nothing here. The article may have been deleted, or the link is wrong."),
+    405: ("Method not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What you sent is larger than this site accepts."),
+    429: ("Too many attempts", "Please wait a minute before you try again."),
+    500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
+}
+CSRF_EXPIRED = (
+    "Form expired",
+    "This form has expired or was opened in another session. Please go back, reload the page and try again.",
+)
+
+#: Shown when even the error template cannot be rendered (e.g. the database is what failed).
+BARE_500 = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong · Newsdesk</title>"
+    "<h1>Something went wrong</h1><p>Please try again in a moment.</p></html>"
+)
+
+
+def other_handler(error: Exception) -> Callable[[Any], ResponseReturnValue] | None:
+    """The handler Flask would pick for ``error`` if the page handlers were not registered.
+
+    The same search as ``Flask._find_error_handler``: by code first, then by class, the
+    request's blueprints before the app, the exception's class before its bases.
+    """
+    code = error.code if isinstance(error, HTTPException) else None
+    for tier in (code, None) if code is not None else (None,):
+        for scope in (*request.blueprints, None):
+            handlers = current_app.error_handler_spec[scope][tier]
+            for cls in type(error).__mro__:
+                handler = handlers.get(cls)
+                if handler is not None and handler not in PAGE_HANDLERS:
+                    return handler
+    return None
+
+
+def delegate(error: HTTPException) -> ResponseReturnValue:
+    handler = other_handler(error)
+    if handler is None:
+        return error  # no API handler at all: Werkzeug's default response
+    return current_app.ensure_sync(handler)(error)
+
+
+def ensure_user_loaded() -> None:
+    """Errors raised before app.identity's before_request (CSRF, body too large) still show who is logged in."""
+    if "user" in g:
+        return
+    try:
+        load_session_user()
+    except Exception:
+        g.user = None
+
+
+def render_error(code: int, title: str, message: str) -> ResponseReturnValue:
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def client_error_page(error: HTTPException) -> ResponseReturnValue:
+    if is_api_path(request.path):
+        return delegate(error)
+    ensure_user_loaded()
+    code = error.code or 500
+    title, message = PAGE_ERRORS.get(code, (error.name, error.description or ""))
+    return render_error(code, title, message)
+
+
+def csrf_error_page(error: CSRFError) -> ResponseReturnValue:
+    if is_api_path(request.path):
+        return delegate(error)
+    ensure_user_loaded()
+    log.info("form refused: %s", error.description)
+    return render_error(400, *CSRF_EXPIRED)
+
+
+def server_error_page(error: HTTPException) -> ResponseReturnValue:
+    """Flask has already logged the original exception; only the page is left to render."""
+    if is_api_path(request.path):
+        return delegate(error)
+    try:
+        db.session.rollback()  # a failed transaction must not break the page's own reads
+        return render_error(500, *PAGE_ERRORS[500])
+    except Exception:
+        log.exception("the 500 page itself failed to render")
+        return BARE_500, 500, {"Content-Type": "text/html; charset=utf-8"}
+
+
+PAGE_HANDLERS: frozenset[Callable[..., ResponseReturnValue]] = frozenset(
+    {client_error_page, csrf_error_page, server_error_page}
+)
+
+
+def register_error_pages(app: Flask) -> None:
+    for code in PAGE_ERRORS:
+        if code != 500:
+            app.register_error_handler(code, client_error_page)
+    app.register_error_handler(500, server_error_page)
+    app.register_error_handler(CSRFError, csrf_error_page)

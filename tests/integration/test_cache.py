@@ -1,0 +1,122 @@
+"""The shared read cache against the real `cache` Redis: hits and misses, versioned
+invalidation with the WAL position the refill must reach, the stampede lock and grace
+period, and the breaker when the cache is unreachable."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from app.breaker import Breaker
+from app.services.cache import ReadCache, _key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    """A compute function that counts its calls, and the WAL positions refills were asked for."""
+
+    def __init__(self, value: object = "v", delay: float = 0.0) -> None:
+        self.value, self.delay = value, delay
+        self.calls = 0
+        self.refill_positions: list[int] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> object:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return self.value
+
+    @contextlib.contextmanager
+    def refill_at(self, lsn: int) -> Iterator[None]:
+        self.refill_positions.append(lsn)
+        yield
+
+
+@pytest.fixture
+def client(app: Flask) -> redis.Redis:
+    return app.extensions["cache_redis"]  # the test's own database of the real cache service
+
+
+def make_cache(client: redis.Redis, recorder: Recorder, clock: Callable[[], float] | None = None) -> ReadCache:
+    return ReadCache(client, Breaker("cache", 5.0, clock or time.monotonic), recorder.refill_at)
+
+
+def test_a_value_is_computed_once_then_served(client: redis.Redis) -> None:
+    compute = Recorder({"title": "cached"})
+    cache = make_cache(client, compute)
+    assert cache.cached("ns", "detail", 60, compute) == {"title": "cached"}
+    assert cache.cached("ns", "detail", 60, compute) == {"title": "cached"}
+    assert compute.calls == 1
+    assert client.get(_key("ns", 0, "detail")) is not None, "stored under version 0"
+
+
+def test_invalidation_moves_to_a_new_version_that_refills_at_the_write_position(client: redis.Redis) -> None:
+    old, new = Recorder("old"), Recorder("new")
+    cache = make_cache(client, new)
+    cache.cached("article:7", "detail", 60, old)
+    cache.invalidate(("article:7", "lists"), lsn=123456)
+    assert cache.cached("article:7", "detail", 60, new) == "new"
+    assert new.refill_positions == [0, 123456], "the first fill had no write to see; the refill must see it"
+    assert client.hget("ns:article:7", "version") == b"1"
+    assert client.hget("ns:lists", "lsn") == b"123456"
+    assert cache.cached("article:7", "detail", 60, new) == "new"
+    assert new.calls == 1
+
+
+def test_a_stampede_on_a_cold_key_computes_once(client: redis.Redis) -> None:
+    compute = Recorder("slow", delay=0.3)
+    cache = make_cache(client, compute)
+    results: list[object] = []
+
+    def read() -> None:
+        results.append(cache.cached("ns", "cold", 60, compute))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == ["slow"] * 8
+    assert compute.calls == 1, "one reader filled the key; the others waited for it"
+
+
+def test_a_soft_expired_value_is_served_while_another_reader_refreshes(client: redis.Redis) -> None:
+    first, second = Recorder("first"), Recorder("second")
+    cache = make_cache(client, first)
+    cache.cached("ns", "graced", 0.001, first)  # fresh for a millisecond, then in its grace period
+    time.sleep(0.01)
+    key = _key("ns", 0, "graced")
+    assert client.set(f"lock:{key}", "someone else refreshing", nx=True, px=5000)
+    assert cache.cached("ns", "graced", 60, second) == "first", "served from grace, not recomputed"
+    assert second.calls == 0
+    client.delete(f"lock:{key}")
+    assert cache.cached("ns", "graced", 60, second) == "second", "the next reader refreshes it"
+
+
+def test_an_unreachable_cache_trips_the_breaker_and_reads_go_to_the_database() -> None:
+    clock = Clock()
+    compute = Recorder("from the database")
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    cache = make_cache(nowhere, compute, clock)
+    assert cache.cached("ns", "k", 60, compute) == "from the database"
+    assert not cache.breaker.closed
+    started = time.monotonic()
+    assert cache.cached("ns", "k", 60, compute) == "from the database"
+    assert time.monotonic() - started < 0.05, "while open, the cache is not even tried"
+    clock.now += 5.1
+    assert cache.breaker.closed, "tried again after the breaker's period"
+    assert compute.calls == 2

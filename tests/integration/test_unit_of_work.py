@@ -1,0 +1,130 @@
+"""The unit of work: work registered with ``on_commit`` runs once the transaction commits on
+the real primary, in order, and never for a transaction that rolled back; the services
+register theirs (cache invalidation, tasks) instead of running them by hand."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+
+from app import task_names
+from app.database import db, on_commit, unit_of_work, use_primary
+from app.models import User
+from app.services import accounts, articles
+from app.services.cache import LISTS, article_namespace
+from app.services.errors import Conflict
+
+
+def new_user(email: str | None = None) -> User:
+    return User(email=email or f"{uuid.uuid4().hex}@example.com", display_name="U", password_hash="x")
+
+
+def test_hooks_run_after_commit_in_order(app: Flask) -> None:
+    ran: list[str] = []
+    with app.app_context():
+        db.session.add(new_user())
+        on_commit(ran.append, "first")
+        on_commit(ran.append, "second")
+        assert ran == [], "nothing runs before the commit"
+        db.session.commit()
+        assert ran == ["first", "second"]
+        db.session.commit()
+        assert ran == ["first", "second"], "a hook runs once"
+
+
+def test_a_rollback_drops_the_hooks(app: Flask) -> None:
+    ran: list[str] = []
+    with app.app_context():
+        db.session.add(new_user())
+        on_commit(ran.append, "rolled back")
+        db.session.rollback()
+        db.session.add(new_user())
+        on_commit(ran.append, "committed")
+        db.session.commit()
+    assert ran == ["committed"]
+
+
+def test_a_failed_commit_drops_the_hooks(app: Flask) -> None:
+    email = f"{uuid.uuid4().hex}@example.com"
+    ran: list[str] = []
+    with app.app_context():
+        db.session.add(new_user(email))
+        db.session.commit()
+        db.session.add(new_user(email.upper()))  # unique on lower(email)
+        on_commit(ran.append, "duplicate")
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        assert unit_of_work.pending_hooks(db.session()) == []
+    assert ran == []
+
+
+def test_a_failing_hook_does_not_stop_the_others(app: Flask) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("hook failed")
+
+    with app.app_context():
+        db.session.add(new_user())
+        on_commit(broken)
+        on_commit(ran.append, "after the broken one")
+        db.session.commit()
+        assert db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one() == 1
+    assert ran == ["after the broken one"]
+
+
+def queued(app: Flask) -> list[dict[str, Any]]:
+    """The task messages waiting in the broker's default queue (the test's own Redis database),
+    oldest first (kombu pushes on the left and workers pop on the right)."""
+    broker = redis.Redis.from_url(app.config["CELERY"]["broker_url"])
+    return [json.loads(raw)["headers"] for raw in reversed(broker.lrange("default", 0, -1))]
+
+
+def test_services_register_invalidation_and_tasks_for_after_commit(app: Flask) -> None:
+    with app.app_context():
+        author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
+        assert [h["task"] for h in queued(app)] == [task_names.SEND_EMAIL]
+        cache = app.extensions["cache_redis"]
+        before = cache.hget(f"ns:{LISTS}", "version")
+        article = articles.create_article(author, {"title": "Committed", "body": "Body."})
+        assert [h["task"] for h in queued(app)] == [task_names.SEND_EMAIL, task_names.PROCESS_ARTICLE]
+        assert cache.hget(f"ns:{LISTS}", "version") != before, "listings invalidated after the commit"
+        assert cache.hexists(f"ns:{article_namespace(article.id)}", "lsn"), "the article's own namespace too"
+
+
+def test_a_rejected_registration_sends_no_mail(app: Flask) -> None:
+    email = f"{uuid.uuid4().hex}@example.com"
+    with app.app_context():
+        accounts.register_user(email, "Writer", "long-enough-password")
+        with pytest.raises(Conflict):
+            accounts.register_user(email.upper(), "Writer", "long-enough-password")
+    assert [h["task"] for h in queued(app)] == [task_names.SEND_EMAIL], "one mail, for the account that exists"
+
+
+def test_use_primary_pins_reads_and_nests(app: Flask) -> None:
+    with app.app_context():
+        session = db.session()
+        replica = db.engines["replica"]
+        primary = db.engines[None]
+        assert session.get_bind(clause=sa.select(User)) is replica
+        with use_primary:
+            assert session.get_bind(clause=sa.select(User)) is primary
+            with use_primary:
+                assert session.get_bind(clause=sa.select(User)) is primary
+            assert session.get_bind(clause=sa.select(User)) is primary, "still inside the outer block"
+        db.session.rollback()
+        assert session.get_bind(clause=sa.select(User)) is replica
+
+        @use_primary
+        def read() -> sa.Engine | sa.Connection:
+            return session.get_bind(clause=sa.select(User))
+
+        db.session.rollback()
+        assert read() is primary
