@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import NoReturn
 
 import click
 from flask import current_app
@@ -18,7 +19,7 @@ users_cli = AppGroup("users", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Manage API keys.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
@@ -54,7 +55,10 @@ def create_user(email: str, display_name: str, password: str | None, admin: bool
     except Conflict as exc:
         if not exist_ok:
             _fail(str(exc))
-        user = accounts.set_admin(email, admin) if admin else accounts.find_user_by_email(email)
+        existing = accounts.set_admin(email, admin) if admin else accounts.find_user_by_email(email)
+        if existing is None:
+            _fail(f"no account with email {email}")
+        user = existing
     click.echo(f"user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
 
 

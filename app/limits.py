@@ -11,7 +11,10 @@ throttling abuse must not take the site down with it.
 
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -57,7 +60,7 @@ def init_limits(app: Flask) -> Limiter:
     # Every limit here guards a write; reads skip the limiter's per-request bookkeeping.
     limiter.request_filter(lambda: request.method in SAFE_METHODS)
 
-    login_view = app.view_functions.get(LOGIN_ENDPOINT)
+    login_view: Callable[..., Any] | None = app.view_functions.get(LOGIN_ENDPOINT)
     if login_view is not None:
         # Decorated limits are checked by the wrapper the decorator returns: install it as the view.
         for key_func in (login_client, login_account):
@@ -67,6 +70,6 @@ def init_limits(app: Flask) -> Limiter:
         app.view_functions[LOGIN_ENDPOINT] = login_view
     for name in API_BLUEPRINTS:
         blueprint = app.blueprints.get(name)
-        if blueprint is not None:
+        if isinstance(blueprint, Blueprint):
             limiter.limit(settings.api_write_limit, key_func=api_key_identity, methods=WRITE_METHODS)(blueprint)
     return limiter

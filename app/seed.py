@@ -316,7 +316,9 @@ def seed_articles(author_ids: list[int], count: int, rng: random.Random, batch: 
 def copy_terms(rows: Iterable[tuple[int, str]]) -> None:
     """COPY into article_terms: hundreds of thousands of rows in a second or two."""
     buffer = io.StringIO("".join(f"{article_id}\t{term}\n" for article_id, term in rows))
-    cursor = db.session.connection().connection.dbapi_connection.cursor()
+    dbapi_connection = db.session.connection().connection.dbapi_connection
+    assert dbapi_connection is not None, "a connection checked out of the pool"
+    cursor = dbapi_connection.cursor()
     cursor.copy_expert("COPY article_terms (article_id, term) FROM STDIN", buffer)
 
 

@@ -9,7 +9,7 @@ services take over, and they write nothing until they have accepted the fields.
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -30,6 +30,12 @@ INVALID_KEY_CHALLENGE = 'Bearer realm="newsdesk", error="invalid_token"'
 
 def unauthorized(detail: str, challenge: str) -> ProblemError:
     return ProblemError(401, detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+@overload
+def api_key(*, required: Literal[True]) -> ApiKey: ...
+@overload
+def api_key(*, required: bool) -> ApiKey | None: ...
 
 
 def api_key(*, required: bool) -> ApiKey | None:

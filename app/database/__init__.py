@@ -15,7 +15,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import OperationalError
@@ -32,8 +32,7 @@ R = TypeVar("R")
 
 def session() -> RoutingSession:
     """This app context's session itself (``db.session`` is a proxy to it)."""
-    current: RoutingSession = db.session()
-    return current
+    return cast(RoutingSession, db.session())
 
 
 def on_commit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

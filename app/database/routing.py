@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 import sqlalchemy as sa
@@ -167,7 +167,7 @@ class WritePositions:
         self._remember(keys=[self._prefix + writer], args=[lsn, self._ttl])
 
     def required(self, writer: str) -> int | None:
-        raw = self._client.get(self._prefix + writer)
+        raw = cast("bytes | None", self._client.get(self._prefix + writer))  # a sync client
         return int(raw) if raw is not None else None
 
 

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from flask import Flask, current_app
@@ -128,7 +128,7 @@ class ReadCache:
             pipe = self.client.pipeline(transaction=True)
             for namespace in namespaces:
                 pipe.hincrby(f"ns:{namespace}", "version", 1)
-                pipe.hset(f"ns:{namespace}", "lsn", lsn)
+                pipe.hset(f"ns:{namespace}", "lsn", str(lsn))
             pipe.execute()
         except redis.RedisError as exc:
             self.breaker.trip(exc)
@@ -155,7 +155,7 @@ class ReadCache:
         try:
             while time.monotonic() < deadline:
                 time.sleep(0.02)
-                raw = self.client.get(key)
+                raw = cast("bytes | None", self.client.get(key))  # a sync client
                 if raw is not None:
                     return json.loads(raw)["value"]
         except redis.RedisError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import cast
 
 import redis
 import sqlalchemy as sa
@@ -42,7 +43,8 @@ def record_view(article_id: int) -> None:
 
 def _apply_batch(client: redis.Redis, batch_key: str) -> int:
     batch_id = batch_key.removeprefix(BATCH_PREFIX)
-    deltas = {int(k): int(v) for k, v in client.hgetall(batch_key).items()}
+    pending = cast("dict[bytes, bytes]", client.hgetall(batch_key))  # a sync client
+    deltas = {int(k): int(v) for k, v in pending.items()}
     inserted = db.session.execute(
         insert(ViewFlushBatch).values(batch_id=batch_id).on_conflict_do_nothing().returning(ViewFlushBatch.batch_id)
     ).first()

@@ -48,7 +48,7 @@ BARE_500 = (
 )
 
 
-def other_handler(error: Exception) -> Callable[[Any], ResponseReturnValue] | None:
+def other_handler(error: Exception) -> Callable[[Any], Any] | None:
     """The handler Flask would pick for ``error`` if the page handlers were not registered.
 
     The same search as ``Flask._find_error_handler``: by code first, then by class, the
