@@ -37,8 +37,10 @@ USER root
 COPY requirements-dev.txt /tmp/requirements-dev.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-dev.txt
 COPY --chown=newsdesk:newsdesk tests ./tests
-# The benchmark's report writer (scripts/bench_report.py) is unit-tested too.
-COPY --chown=newsdesk:newsdesk scripts ./scripts
+# The benchmark's report and chart (tools/bench) are unit-tested too; matplotlib keeps its
+# font cache in a writable place (the app user's home, /srv, is not).
+COPY --chown=newsdesk:newsdesk tools ./tools
+ENV MPLCONFIGDIR=/tmp/matplotlib
 USER newsdesk
 CMD ["pytest", "-q", "tests/unit", "tests/integration"]
 

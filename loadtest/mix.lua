@@ -3,7 +3,7 @@
 --   wrk -t2 -c32 -d20s --latency -s loadtest/mix.lua http://nginx -- /tmp/mix.tsv
 --
 -- The mix file has one request per line, `METHOD<TAB>PATH[<TAB>Header: value]...`, already
--- expanded in proportion to the mix's weights (scripts/bench.py writes it). Each thread
+-- expanded in proportion to the mix's weights (tools/bench/load.py writes it). Each thread
 -- cycles through it from its own starting point, so every thread sends the same mix.
 -- The last line of output is `WRK_JSON {...}`: counts, errors and latency percentiles (us).
 

@@ -20,10 +20,6 @@ def parse_lsn(lsn: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
-def format_lsn(position: int) -> str:
-    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
-
-
 @dataclass(frozen=True)
 class ReplicaPosition:
     """How far a standby has replayed, and how old the newest replayed transaction is."""

@@ -1,7 +1,6 @@
-"""The report writer of `make bench` (scripts/bench_report.py), from a small recorded sample.
+"""The benchmark package's report, chart and mix (tools/bench), from a small recorded sample.
 
-No services and no plotting library: the PNG comes from scripts/bench_chart.py (zlib only),
-so these run in the app image too (the `test` service mounts ./scripts at /srv/scripts).
+No services: these run on the host and in the app image (whose `test` stage copies tools/).
 """
 
 from __future__ import annotations
@@ -9,22 +8,21 @@ from __future__ import annotations
 import copy
 import json
 import struct
-import sys
-import zlib
+from collections import Counter
+from io import BytesIO
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
+from matplotlib.image import imread
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "scripts"
+from tools.bench import chart, report
+from tools.bench.__main__ import parse_args
+from tools.bench.load import mix_lines
+
 SAMPLE = Path(__file__).parent / "data" / "bench_scaling_sample.json"
-
-if not (SCRIPTS / "bench_report.py").exists():  # pragma: no cover - a broken test setup, not a skip
-    raise RuntimeError(f"{SCRIPTS}/bench_report.py is missing: the test container must mount ./scripts")
-sys.path.insert(0, str(SCRIPTS))
-
-import bench_chart  # noqa: E402
-import bench_report  # noqa: E402
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
@@ -32,52 +30,20 @@ def sample() -> dict:
     return json.loads(SAMPLE.read_text())
 
 
-def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, payload) of every chunk, checking each CRC."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
-    chunks, pos = [], 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, payload = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert zlib.crc32(kind + payload) & 0xFFFFFFFF == crc, f"bad CRC in {kind!r}"
-        chunks.append((kind, payload))
-        pos += 12 + length
-    return chunks
-
-
-def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
-    """Width, height and the RGB rows of an 8-bit RGB PNG with filter 0 (what bench_chart writes)."""
-    chunks = png_chunks(data)
-    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, color_type, interlace) == (8, 2, 0)
-    raw = zlib.decompress(b"".join(payload for kind, payload in chunks if kind == b"IDAT"))
-    stride = 1 + 3 * width
-    assert len(raw) == height * stride
-    rows = [raw[y * stride : (y + 1) * stride] for y in range(height)]
-    assert all(row[0] == 0 for row in rows), "unexpected PNG filter type"
-    return width, height, [row[1:] for row in rows]
-
-
-def colors_in(rows: list[bytes]) -> set[tuple[int, int, int]]:
-    return {tuple(row[i : i + 3]) for row in rows for i in range(0, len(row), 3)}
-
-
 def test_the_sample_has_the_documented_shape(sample: dict) -> None:
-    bench_report.validate(sample)
+    report.validate(sample)
     assert set(sample["machine"]) >= {"cores", "cpu_model"}
     assert [run["replicas"] for run in sample["runs"]] == [1, 2, 4]
     assert {entry["load"] for entry in sample["fixed_rate"]} == {0.5, 0.8}
 
 
 def test_writes_valid_json_table_and_png(sample: dict, tmp_path: Path) -> None:
-    paths = bench_report.write_reports(sample, tmp_path / "bench")
+    paths = report.write_reports(sample, tmp_path / "bench")
 
     assert {p.name for p in paths.values()} == {"scaling.json", "scaling.md", "scaling.png"}
     written = json.loads(paths["json"].read_text())
     assert written == sample
-    bench_report.validate(written)
+    report.validate(written)
 
     markdown = paths["md"].read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| replicas |"))
@@ -89,33 +55,58 @@ def test_writes_valid_json_table_and_png(sample: dict, tmp_path: Path) -> None:
     assert "proxy efficiency" in markdown and "p99 at 50% of peak" in markdown
     assert "![throughput and p99 by replica count](scaling.png)" in markdown
 
-    width, height, rows = decode_png(paths["png"].read_bytes())
-    assert (width, height) == (1200, 540)
-    colors = colors_in(rows)
-    # The measured throughput, the ideal line, p99 and the fixed-rate point are all drawn.
-    assert {bench_chart.BLUE, bench_chart.GRAY, bench_chart.RED, bench_chart.GREEN} <= colors
+    assert paths["png"].read_bytes() == chart.render_png(sample)  # the same report, the same image
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE, "not a PNG signature"
+    assert data[12:16] == b"IHDR", "the first chunk of a PNG is its header"
+    return struct.unpack(">II", data[16:24])
+
+
+def pixels_of(image: np.ndarray, color: str) -> int:
+    """How many pixels have ``color`` (within the rounding of 8-bit channels)."""
+    rgb = np.array(to_rgb(color))
+    return int((np.abs(image[..., :3] - rgb) < 3 / 255).all(axis=-1).sum())
+
+
+def test_the_chart_is_a_png_with_every_series_drawn(sample: dict) -> None:
+    data = chart.render_png(sample)
+
+    assert png_size(data) == (1200, 540)
+    image = imread(BytesIO(data), format="png")
+    assert image.shape[:2] == (540, 1200)
+    # The measured throughput, the ideal line, p99, p50 and the fixed-rate point are all drawn.
+    for color in (chart.BLUE, chart.GRAY, chart.RED, chart.PURPLE, chart.GREEN):
+        assert pixels_of(image, color) > 30, f"nothing drawn in {color}"
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50, "hardly more than a blank canvas"
+
+    without_open_loop = copy.deepcopy(sample)
+    without_open_loop["fixed_rate"] = []
+    image = imread(BytesIO(chart.render_png(without_open_loop)), format="png")
+    assert pixels_of(image, chart.GREEN) == 0
 
 
 def test_efficiency_and_targets_are_computed_from_the_runs(sample: dict) -> None:
     rps = {run["replicas"]: run["rps"] for run in sample["runs"]}
-    e = bench_report.efficiency(sample)
+    e = report.efficiency(sample)
     assert e[1] == pytest.approx(1.0)
     assert e[2] == pytest.approx(rps[2] / (2 * rps[1]))
     assert e[4] == pytest.approx(rps[4] / (4 * rps[1]))
-    rows = {row["target"].split(" ")[0]: row for row in bench_report.targets(sample)}
-    assert rows["E(2)"]["met"] == (e[2] >= bench_report.TARGET_E2)
-    assert rows["E(4)"]["met"] == (e[4] >= bench_report.TARGET_E4)
+    rows = {row["target"].split(" ")[0]: row for row in report.targets(sample)}
+    assert rows["E(2)"]["met"] == (e[2] >= report.TARGET_E2)
+    assert rows["E(4)"]["met"] == (e[4] >= report.TARGET_E4)
     baselines = sample["baselines"]
     proxy = baselines["via_nginx_replica_rps"] / baselines["direct_replica_rps"]
-    assert bench_report.proxy_efficiency(sample) == pytest.approx(proxy)
+    assert report.proxy_efficiency(sample) == pytest.approx(proxy)
 
 
 def test_a_report_without_a_documented_field_is_refused(sample: dict, tmp_path: Path) -> None:
     broken = copy.deepcopy(sample)
     del broken["runs"][1]["p99_ms"]
     broken["baselines"]["nginx_static_rps"] = "fast"
-    with pytest.raises(bench_report.ReportError, match=r"runs\[1\] lacks p99_ms.*nginx_static_rps"):
-        bench_report.write_reports(broken, tmp_path)
+    with pytest.raises(report.ReportError, match=r"runs\[1\] lacks p99_ms.*nginx_static_rps"):
+        report.write_reports(broken, tmp_path)
     assert not (tmp_path / "scaling.json").exists()
 
 
@@ -125,23 +116,41 @@ def test_readme_section_is_replaced_between_the_markers_only(sample: dict, tmp_p
         "# Project\n\n## Performance\n\nIntro stays.\n\n"
         "<!-- bench:start -->\nold table\n<!-- bench:end -->\n\n## Next\n"
     )
-    assert bench_report.update_readme(readme, sample)
+    assert report.update_readme(readme, sample)
     text = readme.read_text()
     assert "old table" not in text
     assert text.startswith("# Project\n\n## Performance\n\nIntro stays.\n\n<!-- bench:start -->\n")
     assert text.endswith("<!-- bench:end -->\n\n## Next\n")
     assert "| replicas | req/s | E(N) |" in text and "reports/bench/scaling.png" in text
-    assert bench_report.update_readme(readme, sample)  # idempotent
+    assert report.update_readme(readme, sample)  # idempotent
     assert readme.read_text() == text
 
     plain = tmp_path / "PLAIN.md"
     plain.write_text("# No markers\n")
-    assert not bench_report.update_readme(plain, sample)
+    assert not report.update_readme(plain, sample)
     assert plain.read_text() == "# No markers\n"
 
 
-@pytest.mark.parametrize(
-    ("value", "top", "step"), [(0.0, 1.0, 0.2), (7, 8, 2), (95, 100, 20), (380, 400, 100), (1234, 1250, 250)]
-)
-def test_axis_maximum_is_a_round_number_above_the_data(value: float, top: float, step: float) -> None:
-    assert bench_chart.nice_ceiling(value) == (top, step)
+def test_the_mix_follows_the_weights_and_carries_the_key() -> None:
+    ids = list(range(500, 400, -1))
+    lines = mix_lines(ids, 2000, "the-key", {"detail": 6, "list": 3, "uncached": 1})
+
+    def kind(line: str) -> str:
+        path = line.split("\t")[1]
+        return "detail" if path.startswith("/articles/") else "list" if path.startswith("/?page=") else "uncached"
+
+    assert Counter(kind(line) for line in lines) == {"detail": 600, "list": 300, "uncached": 100}
+    assert all(line.endswith("\tAuthorization: Bearer the-key") for line in lines if kind(line) == "uncached")
+    assert all(int(line.split("/articles/")[1]) in ids for line in lines if kind(line) == "detail")
+    assert lines == mix_lines(ids, 2000, "the-key", {"detail": 6, "list": 3, "uncached": 1})  # a fixed order
+
+
+def test_options_are_parsed_and_the_main_project_is_refused() -> None:
+    args = parse_args(["--replicas", "4,1,2,2", "--mix", "detail=1,uncached=1", "--loads", "0.5"])
+    assert args.replicas == [1, 2, 4]
+    assert args.mix == {"detail": 1, "list": 0, "uncached": 1}
+    assert args.loads == [0.5]
+    with pytest.raises(SystemExit):
+        parse_args(["--project", "newsdesk"])
+    with pytest.raises(SystemExit):
+        parse_args(["--mix", "detail=0"])

@@ -1,8 +1,5 @@
 """The report of `make bench`: reports/bench/scaling.json, scaling.md, scaling.png and README's section.
 
-Pure standard library (the PNG comes from scripts/bench_chart.py), so that it runs on a bare
-host Python and inside the app image where the unit tests run.
-
 The report (``scaling.json``)::
 
     {"machine": {"cores", "cpu_model"}, "commit", "command", "measured_at", "settings": {...},
@@ -11,6 +8,8 @@ The report (``scaling.json``)::
      "fixed_rate": [{"load", "rps", "p50_ms", "p99_ms", "p999_ms", ...}]}
 
 CPU figures are in cores: 1.0 is one core fully busy for the whole measured interval.
+Everything here works from that JSON alone (no Docker), so a report can be re-rendered
+(``python -m tools.bench --render-only``) and is unit-tested in the app image.
 """
 
 from __future__ import annotations
@@ -22,10 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-try:  # as a module of the scripts/ directory (make bench) or by path (the unit tests)
-    import bench_chart as chart
-except ImportError:  # pragma: no cover - imported as scripts.bench_report
-    from scripts import bench_chart as chart
+from tools.bench.chart import render_png
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
@@ -357,53 +353,6 @@ def container_order(name: str) -> tuple[int, str]:
     return len(order), name
 
 
-# --- chart ----------------------------------------------------------------------------------
-
-
-def render_png(report: Mapping[str, Any]) -> bytes:
-    """Throughput vs replicas with the ideal line, and p99 (and p50) vs replicas."""
-    runs = list(runs_by_replicas(report).values())
-    counts = [run["replicas"] for run in runs]
-    base = runs_by_replicas(report).get(1, {}).get("rps")
-    cpus = report.get("settings", {}).get("cpus")
-    throughput = chart.Panel(
-        "Throughput vs replicas",
-        "requests per second",
-        f"web replicas ({cpus} CPU each)" if cpus else "web replicas",
-        [chart.Series("measured", [(run["replicas"], run["rps"]) for run in runs], chart.BLUE, values=True)],
-        x_ticks=counts,
-    )
-    if base:
-        throughput.series.append(
-            chart.Series(
-                "ideal: N x rps(1)", [(n, n * base) for n in [0, *counts]], chart.GRAY, (10, 6), markers=False, width=2
-            )
-        )
-    latency = chart.Panel(
-        "p99 latency vs replicas",
-        "milliseconds",
-        "web replicas",
-        [
-            chart.Series(
-                "p99 at saturation", [(run["replicas"], run["p99_ms"]) for run in runs], chart.RED, values=True
-            ),
-            chart.Series("p50 at saturation", [(run["replicas"], run["p50_ms"]) for run in runs], chart.PURPLE),
-        ],
-        x_ticks=counts,
-    )
-    half = fixed_rate_at(report, 0.5)
-    if half is not None:
-        at = half.get("replicas") or max(counts)
-        latency.series.append(
-            chart.Series("p99 at 50% of peak (open loop)", [(at, half["p99_ms"])], chart.GREEN, values=True)
-        )
-    machine = report["machine"]
-    footer = (
-        f"{machine['cores']} cores, {machine['cpu_model']}; commit {report['commit']}; {report.get('measured_at', '')}"
-    )
-    return chart.render([throughput, latency], footer=footer)
-
-
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -433,26 +382,5 @@ def write_reports(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     paths = {"json": out_dir / "scaling.json", "md": out_dir / "scaling.md", "png": out_dir / "scaling.png"}
     paths["json"].write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     paths["md"].write_text(render_markdown(report, image="scaling.png"), encoding="utf-8")
-    chart.write_png(paths["png"], render_png(report))
+    paths["png"].write_bytes(render_png(report))
     return paths
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Re-render the Markdown, PNG (and README section) from a scaling.json: `python scripts/bench_report.py FILE`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("report", type=Path)
-    parser.add_argument("--out", type=Path, help="directory (default: the report's)")
-    parser.add_argument("--readme", type=Path, help="also rewrite this README's bench section")
-    args = parser.parse_args(argv)
-    report = json.loads(args.report.read_text(encoding="utf-8"))
-    paths = write_reports(report, args.out or args.report.parent)
-    if args.readme:
-        update_readme(args.readme, report)
-    print("\n".join(str(p) for p in paths.values()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
