@@ -28,3 +28,13 @@ def offline_app() -> Flask:
     """The app with no service to reach (UNIT_ENV): building it, or a request that needs no
     database, must not connect to anything."""
     return create_app(Settings.from_env(UNIT_ENV))
+
+
+class FakeClock:
+    """A clock for breakers and monitors that moves only when a test moves it."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -15,14 +15,7 @@ from flask import Flask
 
 from app.breaker import Breaker
 from app.services.cache import ReadCache, _key
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 class Recorder:
@@ -108,7 +101,7 @@ def test_a_soft_expired_value_is_served_while_another_reader_refreshes(client: r
 
 
 def test_an_unreachable_cache_trips_the_breaker_and_reads_go_to_the_database() -> None:
-    clock = Clock()
+    clock = FakeClock()
     compute = Recorder("from the database")
     nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     cache = make_cache(nowhere, compute, clock)

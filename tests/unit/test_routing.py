@@ -9,6 +9,7 @@ import pytest
 
 from app.database.routing import PRIMARY, REPLICA, LagLimits, ReplicaMonitor, decide_read_target
 from app.database.wal import ReplicaPosition, parse_lsn
+from tests.support import FakeClock
 
 LIMITS = LagLimits(max_bytes=1_000_000, max_seconds=5.0)
 
@@ -63,14 +64,6 @@ def test_lagging_replica_is_skipped_even_for_anonymous_reads(pos: ReplicaPositio
 def test_replica_that_is_not_streaming_or_promoted_is_skipped() -> None:
     assert decide_read_target(position(streaming=False), None, LIMITS).target == PRIMARY
     assert decide_read_target(position(in_recovery=False), None, LIMITS).target == PRIMARY
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeEngine:
