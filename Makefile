@@ -11,10 +11,10 @@ COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up down clean logs ps seed test test-unit test-integration test-e2e lint
+.PHONY: help prepare build up down clean logs ps seed test test-unit test-integration test-e2e test-clean lint
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 prepare: ## Install what is missing, create .env, make sure base images exist
 	@scripts/ensure-docker.sh
@@ -44,26 +44,30 @@ logs: ## Follow the logs of every service
 ps: ## Show the services and their health
 	$(COMPOSE) ps
 
-test: up ## Unit, integration and end-to-end tests against the running stack
-	$(MAKE) --no-print-directory test-unit test-integration test-e2e
+# The tests run in a compose project of their own (scripts/test.sh): newsdesk-test, nginx on
+# 127.0.0.1:8180 (TEST_PROJECT, TEST_HTTP_PORT), removed afterwards unless KEEP=1. The user's
+# stack and its data are never touched.
+test: ## Unit, integration, e2e tests in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
+	@scripts/test.sh unit integration e2e
 
-test-unit: build ## Unit tests (no services), in the app image
-	$(COMPOSE) --profile test build test
-	$(COMPOSE) --profile test run --rm --no-deps test pytest -q -p no:cacheprovider tests/unit
+test-unit: ## Unit tests (no services), in the app image, in the test project
+	@scripts/test.sh unit
 
-test-integration: build ## Integration tests against the real PostgreSQL primary + replica and Redis
-	$(COMPOSE) --profile test build test
-	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) db db-replica redis cache
-	$(COMPOSE) --profile test run --rm test pytest -q -p no:cacheprovider tests/integration
+test-integration: ## Integration tests against the test project's PostgreSQL primary + replica and Redis
+	@scripts/test.sh integration
 
-test-e2e: ## End-to-end tests through nginx against the running stack (make up first)
-	@scripts/venv.sh
-	$(VENV)/pytest -q tests/e2e
+test-e2e: ## End-to-end tests through the test project's nginx (starts it; KEEP=1 keeps it)
+	@scripts/test.sh e2e
 
-lint: ## Ruff
+test-clean: ## Remove the test project (containers, network, volumes) that KEEP=1 left running
+	@scripts/test.sh clean
+
+lint: build ## Ruff (checks and format), and mypy on app/ and worker/ in the test image (with their dependencies)
 	@scripts/venv.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(COMPOSE) --profile test build test
+	$(COMPOSE) --profile test run --rm --no-deps test mypy --cache-dir /tmp/mypy-cache
 
 .PHONY: loadtest bench
 
@@ -75,4 +79,4 @@ loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10
 
 bench: build ## Scaling benchmark (1, 2, 4 replicas at 0.25 CPU) in its own compose project: reports/bench/, README
 	@scripts/venv.sh
-	$(VENV)/python scripts/bench.py --command "make bench"
+	$(VENV)/python -m tools.bench --command "make bench"

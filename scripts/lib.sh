@@ -20,11 +20,25 @@ apt_install() {
 }
 
 # Load .env into the environment (compose reads it too; the scripts need the image names).
+# A variable already in the environment wins over .env, as it does for compose.
 load_env() {
-  if [ -f "$ROOT/.env" ]; then
-    set -a
-    # shellcheck disable=SC1091
-    . "$ROOT/.env"
-    set +a
-  fi
+  [ -f "$ROOT/.env" ] || return 0
+  local name pair given=()
+  for name in $(compgen -e); do
+    [ -z "${!name+set}" ] || given+=("$name=${!name}")
+  done
+  set -a
+  # shellcheck disable=SC1091
+  . "$ROOT/.env"
+  set +a
+  for pair in ${given[@]+"${given[@]}"}; do
+    name="${pair%%=*}"
+    [ "${!name}" = "${pair#*=}" ] || export "$pair"
+  done
+}
+
+# The value of variable $2 in the .env-style file $1 (read as load_env reads .env).
+env_file_value() {
+  # shellcheck disable=SC1090
+  (. "$1" && printf '%s' "${!2:-}")
 }

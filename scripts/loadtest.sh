@@ -13,9 +13,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
-port="${HTTP_PORT:-}"  # the environment wins over .env, as it does for compose
-load_env
-port="${port:-${HTTP_PORT:-8080}}"
+load_env  # the environment wins over .env, as it does for compose
+port="${HTTP_PORT:-8080}"
 cd "$ROOT"
 
 users="${USERS:-50}"

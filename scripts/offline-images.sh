@@ -11,8 +11,8 @@
 #   1. does nothing if the image already exists locally (docker image inspect);
 #   2. else tries `docker pull` (60 s timeout, DOCKER_PULL_TIMEOUT overrides);
 #   3. else builds newsdesk-local/<name>:<tag> from scripts/offline/<name>/
-#      and records it in .env (VAR=... replaced or appended; .env is created
-#      from .env.example, or empty, when missing).
+#      and records it in .env (VAR=... replaced or appended; a missing .env is
+#      first created by scripts/ensure-env.sh, with generated secrets).
 # --force-local skips 1 and 2 and always uses (and records) the local images;
 # --rebuild also rebuilds the local images (and their base) even if cached.
 # One line per image says what was used.
@@ -54,10 +54,11 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
-REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 OFFLINE_DIR="$SCRIPT_DIR/offline"
-ENV_FILE="$REPO_ROOT/.env"
-ENV_EXAMPLE="$REPO_ROOT/.env.example"
+ENV_FILE="$ROOT/.env"
+ENV_EXAMPLE="$ROOT/.env.example"
 
 BASE_IMAGE="newsdesk-local/debian:bookworm"
 BASE_RECIPE_VERSION="1"
@@ -162,47 +163,19 @@ remove_replaced_images() {
 }
 
 # ---------------------------------------------------------------------------
-# .env handling
+# .env handling (read with lib.sh's load_env; created by ensure-env.sh)
 
-env_file_value() {
-    local var="$1" file="${2:-$ENV_FILE}"
-    [[ -f "$file" ]] || return 0
-    awk -v k="$var" '
-        { line = $0; sub(/^[ \t]*export[ \t]+/, "", line) }
-        index(line, k "=") == 1 { val = substr(line, length(k) + 2) }
-        END {
-            gsub(/^[ \t]+|[ \t\r]+$/, "", val)
-            if (val ~ /^".*"$/ || val ~ /^\047.*\047$/) val = substr(val, 2, length(val) - 2)
-            print val
-        }' "$file"
-}
-
-ensure_env_file() {
-    [[ -f "$ENV_FILE" ]] && return 0
-    if [[ -f "$ENV_EXAMPLE" ]]; then
-        cp -- "$ENV_EXAMPLE" "$ENV_FILE"
-        log "created .env from .env.example"
-    else
-        : > "$ENV_FILE"
-        log "created an empty .env (no .env.example found)"
-    fi
-}
-
+# record VAR=value in .env (the line replaced, or appended)
 set_env_var() {
     local var="$1" value="$2" tmp
-    ensure_env_file
-    if [[ "$(env_file_value "$var")" == "$value" ]] \
-        && grep -Eq "^[[:space:]]*(export[[:space:]]+)?${var}=" "$ENV_FILE"; then
-        return 0
-    fi
     tmp="$(mktemp "$ENV_FILE.XXXXXX")"
     awk -v k="$var" -v v="$value" '
         { line = $0; sub(/^[ \t]*export[ \t]+/, "", line) }
         index(line, k "=") == 1 { print k "=" v; found = 1; next }
         { print }
         END { if (!found) print k "=" v }' "$ENV_FILE" > "$tmp"
-    # keep the file (and its permissions) in place
-    cat -- "$tmp" > "$ENV_FILE"
+    # keep the file (and its permissions) in place; leave it alone when nothing changes
+    cmp -s -- "$tmp" "$ENV_FILE" || cat -- "$tmp" > "$ENV_FILE"
     rm -f -- "$tmp"
 }
 
@@ -507,6 +480,8 @@ main() {
     local total_start entry name var default local_image current start BUILD_NOTE=""
     total_start="$(now)"
     ensure_docker
+    "$SCRIPT_DIR/ensure-env.sh"
+    load_env  # the environment, then .env
     # one run at a time (make -j, two terminals)
     if command -v flock >/dev/null 2>&1; then
         exec 9>"${TMPDIR:-/tmp}/newsdesk-offline-images.lock"
@@ -515,12 +490,10 @@ main() {
 
     for entry in "${IMAGES[@]}"; do
         IFS='|' read -r name var local_image <<< "$entry"
-        default="$(env_file_value "$var" "$ENV_EXAMPLE")"
+        default="$(env_file_value "$ENV_EXAMPLE" "$var")"
         [[ -n "$default" ]] || die "$var has no default in .env.example"
         start="$(now)"
-        current="${!var:-}"
-        [[ -n "$current" ]] || current="$(env_file_value "$var")"
-        [[ -n "$current" ]] || current="$default"
+        current="${!var:-$default}"
 
         if ((FORCE_LOCAL)) || [[ "$current" == "$local_image" ]]; then
             # the local stand-in was asked for: (re)build it if missing or stale

@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from tests.e2e.conftest import BASE_URL, ENV, flask_cmd
+from tests.e2e.stack import BASE_URL, ENV, flask_cmd
 
 API = BASE_URL + "/api/v1"
 TIMEOUT = 10

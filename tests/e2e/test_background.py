@@ -10,16 +10,18 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.conftest import (
+from tests.e2e.stack import (
     BASE_URL,
     bearer,
     compose,
+    container_ids,
     create_user,
     csrf_token,
     hostnames,
     psql_scalar,
-    wait_until,
+    scale,
 )
+from tests.polling import wait_until
 
 BODY = (
     "The harbour authority approved a new container terminal on Monday. Engineers expect the terminal to double "
@@ -54,10 +56,24 @@ def test_a_created_article_is_processed_within_15_seconds(api_key: str) -> None:
     assert {"terminal", "harbour"} <= set(done["keywords"])
 
 
+def views(article_id: int) -> int:
+    return int(psql_scalar(f"SELECT views FROM articles WHERE id = {article_id}"))
+
+
+def wait_for_views(article_id: int, at_least: int) -> int:
+    """The article's view count once it has reached ``at_least`` (beat flushes every 2 s)."""
+    return wait_until(
+        lambda: (counted := views(article_id)) >= at_least and counted,
+        timeout=20,
+        interval=0.25,
+        message=f"views >= {at_least}",
+    )
+
+
 def test_five_hundred_anonymous_reads_are_five_hundred_views(api_key: str) -> None:
     article = create_article(api_key, title="Counted")
     article_id = article["id"]
-    assert psql_scalar(f"SELECT views FROM articles WHERE id = {article_id}") == "0"
+    assert views(article_id) == 0
     served: Counter = Counter()
     with requests.Session() as anonymous:
         for i in range(500):
@@ -65,19 +81,12 @@ def test_five_hundred_anonymous_reads_are_five_hundred_views(api_key: str) -> No
             response = anonymous.get(BASE_URL + path, timeout=10)
             assert response.status_code == 200, response.text[:200]
             served[response.headers["X-Served-By"]] += 1
-    assert len(served) >= 2, f"reads were not spread over replicas: {served}"
-    wait_until(
-        lambda: psql_scalar(f"SELECT views FROM articles WHERE id = {article_id}") == "500",
-        timeout=20,
-        interval=0.5,
-        message="views == 500",
-    )
-    # Exactly 500: two more flush periods change nothing.
-    wait_until(lambda: psql_scalar("SELECT 1"), timeout=1)
-    import time
-
-    time.sleep(4.5)  # two flush periods (beat flushes every 2 s); nothing must be added twice
-    assert psql_scalar(f"SELECT views FROM articles WHERE id = {article_id}") == "500"
+        assert len(served) >= 2, f"reads were not spread over replicas: {served}"
+        assert wait_for_views(article_id, 500) == 500
+        # And for good: each later flush adds its own read once, never an earlier batch again.
+        for expected in (501, 502):
+            assert anonymous.get(f"{BASE_URL}/articles/{article_id}", timeout=10).status_code == 200
+            assert wait_for_views(article_id, expected) == expected
 
 
 def test_an_anonymous_list_shows_a_new_article_at_once(api_key: str) -> None:
@@ -191,7 +200,7 @@ def test_ops_is_for_administrators_only(stack: str) -> None:
 
 
 def test_tasks_keep_running_when_a_worker_dies(api_key: str) -> None:
-    workers = compose("ps", "-q", "worker").stdout.split()
+    workers = container_ids("worker")
     assert len(workers) >= 2, "needs two workers"
     subprocess.run(["docker", "kill", workers[0]], check=True, capture_output=True)
     try:
@@ -203,13 +212,4 @@ def test_tasks_keep_running_when_a_worker_dies(api_key: str) -> None:
 
         wait_until(ready, timeout=15, interval=0.25, message="processed by the surviving worker")
     finally:
-        compose(
-            "up",
-            "-d",
-            "--no-recreate",
-            "--scale",
-            f"worker={len(workers)}",
-            "--scale",
-            f"web={len(compose('ps', '-q', 'web').stdout.split())}",
-            timeout=300,
-        )
+        scale(len(container_ids("web")), len(workers))  # bring the killed worker back

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import compose
+from tests.e2e.stack import compose
 
 
 def config() -> dict:
@@ -12,7 +12,7 @@ def config() -> dict:
 
 
 def test_compose_config_is_valid() -> None:
-    assert compose("config", "--quiet").returncode == 0
+    compose("config", "--quiet")  # fails with compose's message when the file is invalid
 
 
 def test_only_nginx_publishes_a_port_and_on_loopback() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import compose
+from tests.e2e.stack import compose
 
 SMOKE_USERS = 10
 SMOKE_SECONDS = 15

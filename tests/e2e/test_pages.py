@@ -16,7 +16,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from tests.e2e.conftest import BASE_URL, wait_until
+from tests.e2e.stack import BASE_URL
+from tests.polling import wait_until
 
 TIMEOUT = 10
 #: nd_<8 hex>_<token_urlsafe(32)>, see app/services/keys.py.

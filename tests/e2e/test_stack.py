@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.e2e.conftest import (
+from tests.e2e.stack import (
     BASE_URL,
-    ENV,
+    PG_DB,
+    PG_USER,
     compose,
     container_ids,
     flask_cmd,
@@ -24,11 +25,8 @@ from tests.e2e.conftest import (
     psql_scalar,
     scale,
     served_by,
-    wait_until,
 )
-
-PG_USER = ENV.get("POSTGRES_USER", "newsdesk")
-PG_DB = ENV.get("POSTGRES_DB", "newsdesk")
+from tests.polling import wait_until
 
 
 def all_seen(session: requests.Session, expected: set[str], batch: int = 60) -> bool:
