@@ -5,8 +5,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-WEB ?= 3
-WORKERS ?= 2
+# WEB and WORKERS come from .env (deploy.replicas in docker-compose.yml); set them here only
+# to scale once: `make up WEB=5`.
+SCALE := $(if $(WEB),--scale web=$(WEB)) $(if $(WORKERS),--scale worker=$(WORKERS))
 COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
@@ -24,8 +25,8 @@ prepare: ## Install what is missing, create .env, make sure base images exist
 build: prepare ## Build the app image
 	$(COMPOSE) build web
 
-up: build ## Start the stack (WEB=3 web replicas, WORKERS=2 workers) and wait until healthy
-	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans --scale web=$(WEB) --scale worker=$(WORKERS)
+up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .env) and wait until healthy
+	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans $(SCALE)
 	@$(COMPOSE) exec -T web flask seed --if-empty
 	@scripts/after-up.sh
 

@@ -108,7 +108,7 @@ images() {
 
 # The stack as `make up` starts it (WEB=3, WORKERS=2, seeded), and the host's test tools.
 stack() {
-  make --no-print-directory up && scripts/venv.sh
+  make --no-print-directory up WEB=3 WORKERS=2 && scripts/venv.sh
 }
 
 in_image() {
