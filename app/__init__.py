@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.database import db
     from app.database.routing import init_router
     from app.services.cache import init_cache
+    from app.services.outbox import init_outbox
     from app.web import init_web
 
     settings = settings or Settings.from_env()
@@ -41,11 +42,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     extensions.migrate.init_app(app, db)
     extensions.init_redis(app)
-    init_router(app, lambda: db.engines["replica"])
+    with app.app_context():  # the engines exist (unconnected) once db is bound
+        init_router(app, db.engines[None], lambda: db.engines["replica"])
     init_cache(app)
     extensions.init_sessions(app)
     extensions.csrf.init_app(app)
     extensions.celery_init_app(app)
+    init_outbox(app)
 
     request_hooks.init_request_hooks(app)
     metrics.init_metrics(app)

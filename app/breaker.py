@@ -24,6 +24,11 @@ class Breaker:
         """Calls may go through."""
         return self._clock() >= self._open_until
 
+    @property
+    def seconds_left(self) -> float:
+        """How long the breaker stays open (0 when closed)."""
+        return max(0.0, self._open_until - self._clock())
+
     def trip(self, exc: BaseException) -> None:
         """A call failed: skip the dependency for the next ``seconds``."""
         if self.closed:

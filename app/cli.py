@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import NoReturn
 
 import click
@@ -11,8 +12,10 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app import task_names
+from app.config import TASK_SOFT_TIME_LIMIT
 from app.services import accounts
 from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.smoke import wait_for_completion
 
 tasks_cli = AppGroup("tasks", help="Send Celery tasks from this replica.")
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -25,13 +28,39 @@ def _fail(message: str) -> NoReturn:
 
 
 @tasks_cli.command("smoke")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the result.")
-def smoke(timeout: float) -> None:
-    """Send `smoke.ping` through the broker and print the worker's answer as JSON."""
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the ping's result.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(0, TASK_SOFT_TIME_LIMIT, max_open=True),
+    help="Send `smoke.sleep` instead: a task that sleeps this long, then records its completion.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    help="With --seconds: block up to this many seconds until the task has completed.",
+)
+def smoke(timeout: float, seconds: float | None, wait_seconds: float | None) -> None:
+    """Send `smoke.ping` through the broker and print the worker's answer as JSON; or, with
+    --seconds, a slow task (kill its worker to watch another one complete it)."""
     celery = current_app.extensions["celery"]
-    result = celery.send_task(task_names.SMOKE_PING, kwargs={"payload": "hello"})
-    answer = result.get(timeout=timeout)
-    click.echo(json.dumps({"task_id": result.id, "result": answer}))
+    if seconds is None:
+        if wait_seconds is not None:
+            _fail("--wait goes with --seconds")
+        result = celery.send_task(task_names.SMOKE_PING, kwargs={"payload": "hello"})
+        answer = result.get(timeout=timeout)
+        click.echo(json.dumps({"task_id": result.id, "result": answer}))
+        return
+    sent_at = time.time()
+    result = celery.send_task(task_names.SMOKE_SLEEP, kwargs={"seconds": seconds})
+    if wait_seconds is None:
+        click.echo(json.dumps({"task_id": result.id, "seconds": seconds}))
+        return
+    done = wait_for_completion(current_app.extensions["redis"], result.id, wait_seconds)
+    if done is None:
+        _fail(f"task {result.id} did not complete within {wait_seconds:g} s")
+    elapsed = round(done.completed_at - sent_at, 1)
+    click.echo(json.dumps({"task_id": result.id, "seconds": seconds, "worker": done.worker, "elapsed": elapsed}))
 
 
 @users_cli.command("create")

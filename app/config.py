@@ -15,6 +15,22 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import URL, make_url
 
+#: Task time limits, seconds: at the soft limit a task gets SoftTimeLimitExceeded, at the hard
+#: limit its process is killed (and the task requeued, task_reject_on_worker_lost).
+TASK_SOFT_TIME_LIMIT = 60
+TASK_TIME_LIMIT = 90
+#: The longest countdown of a retry (every task's ``retry_backoff_max``). On Redis a worker takes
+#: a countdown task at once and holds it unacknowledged until it has run, so the countdown counts
+#: against the visibility timeout like the run time (kombu's Redis transport docs, "Caveats":
+#: an ETA past the visibility timeout is redelivered, and runs twice).
+RETRY_BACKOFF_MAX = 15
+#: What a delivered message may wait beyond that before it is taken for lost: a due countdown
+#: task waiting for a free worker process (our tasks take well under a second), clock skew.
+VISIBILITY_MARGIN = 10
+#: Each worker looks for messages past the visibility timeout this often (kombu: the
+#: ``unacked_restore_interval`` sweep, every ``unacked_restore_throttle``-th time: 10 x 10 s by default).
+UNACKED_RESTORE_INTERVAL = 5
+
 #: Values that ship in ``.env.example`` or tutorials and must never reach production.
 DEFAULT_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development", "postgres", "password"})
 MIN_SECRET_KEY_LENGTH = 32
@@ -66,6 +82,16 @@ def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: 
     return value
 
 
+def visibility_timeout(time_limit: int, retry_backoff_max: int, margin: int) -> int:
+    """Seconds a message may stay unacknowledged before Redis gives it to another worker.
+
+    Longer than any legitimate hold (the longest countdown, then the longest run), so a task is
+    never redelivered while its worker still has it; no longer, so a task held by a container
+    that was killed comes back within this plus ``UNACKED_RESTORE_INTERVAL`` (about two minutes).
+    """
+    return time_limit + retry_backoff_max + margin
+
+
 def database_url(env: Mapping[str, str], url_var: str, host_var: str, default_host: str) -> str:
     """``url_var`` if set, else a URL built from the POSTGRES_* parts (password safely quoted)."""
     explicit = env_str(env, url_var)
@@ -111,6 +137,8 @@ class Settings:
     api_write_limit: str
     ratelimit_storage_url: str
     login_limit: str
+    #: Retries of a Redis command after a dropped connection (see app.redis_clients).
+    redis_retries: int
     #: This process's replica or worker name (the container's hostname): X-Served-By, heartbeats, /healthz.
     hostname: str = ""
 
@@ -154,6 +182,7 @@ class Settings:
             api_write_limit=env_str(env, "API_WRITE_LIMIT", "60/minute"),
             ratelimit_storage_url=env_str(env, "RATELIMIT_STORAGE_URL", f"redis://{redis_host}:6379/3"),
             login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
+            redis_retries=env_int(env, "REDIS_RETRIES", 3, 0, 10),
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -211,21 +240,48 @@ class Settings:
         }
 
     def celery_config(self) -> dict[str, object]:
-        """Reliability settings that hold for every task (see worker/README in the docs)."""
-        # The visibility timeout must exceed the longest task (hard limit) plus its longest
-        # retry countdown, or Redis redelivers a task that is still running.
-        transport = {"visibility_timeout": 600, "socket_timeout": 5, "socket_connect_timeout": 3}
+        """Reliability settings that hold for every task.
+
+        Acknowledged late, a task held by a worker that dies is redelivered: at once if only its
+        process died (reject_on_worker_lost), after the visibility timeout if the whole container
+        did (``visibility_timeout``). A dropped broker connection is kombu's to repair (it
+        reconnects; a publish is retried by ``task_publish_retry_policy``: a task may then be sent
+        twice, and every task is idempotent); kombu passes no redis-py ``Retry`` to its pools.
+        """
+        transport = {
+            "visibility_timeout": visibility_timeout(TASK_TIME_LIMIT, RETRY_BACKOFF_MAX, VISIBILITY_MARGIN),
+            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL,
+            "unacked_restore_throttle": 1,
+            # A worker killed during its (millisecond) sweep holds the sweep's lock this long.
+            "unacked_mutex_expire": 30,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 1,
+        }
         return {
             "broker_url": self.broker_url,
             "result_backend": self.result_backend_url,
             "broker_transport_options": transport,
-            "result_backend_transport_options": {"visibility_timeout": 600},
+            # Storing a result (worker side) rides out a Redis restart: retried for about 7 s.
+            "result_backend_transport_options": {
+                "retry_policy": {"max_retries": 10, "interval_start": 0, "interval_step": 0.2, "interval_max": 1}
+            },
+            "redis_socket_timeout": 5,
+            "redis_socket_connect_timeout": 1,
+            # Sending a task: 3 attempts after the first, 0.3 s of waiting in all.
+            "task_publish_retry_policy": {
+                "max_retries": 3,
+                "interval_start": 0,
+                "interval_step": 0.1,
+                "interval_max": 0.2,
+            },
             "broker_connection_retry_on_startup": True,
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            "task_soft_time_limit": 60,
-            "task_time_limit": 90,
+            "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+            "task_time_limit": TASK_TIME_LIMIT,
+            # A retry without its own countdown must not wait past the visibility timeout either.
+            "task_annotations": {"*": {"default_retry_delay": RETRY_BACKOFF_MAX}},
             "task_default_queue": "default",
             "task_ignore_result": False,
             "result_expires": 3600,

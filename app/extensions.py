@@ -12,40 +12,44 @@ from flask_migrate import Migrate
 from flask_session.redis import RedisSessionInterface
 from flask_wtf import CSRFProtect
 
+from app.redis_clients import counter_client, redis_client
+
 migrate = Migrate()
 csrf = CSRFProtect()
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client with short timeouts: a dead Redis should fail a request fast, not hang it."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
-
-
 def init_redis(app: Flask) -> None:
-    """Clients for the `redis` service (sessions, read-your-writes marks) and the `cache` service."""
+    """Clients for the `redis` service (sessions, read-your-writes marks; ``redis_counters`` for
+    view counts, which must never be resent) and the `cache` service. See app.redis_clients."""
     settings = app.extensions["settings"]
-    app.extensions["redis"] = redis_client(settings.redis_url)
-    app.extensions["cache_redis"] = redis_client(settings.cache_url)
+    retries = settings.redis_retries
+    app.extensions["redis"] = redis_client(settings.redis_url, retries)
+    app.extensions["redis_counters"] = counter_client(settings.redis_url, retries)
+    app.extensions["cache_redis"] = redis_client(settings.cache_url, retries)
+
+
+class UnreadSession(RedisSessionInterface.session_class):
+    """The stand-in for a session that Redis could not return: empty, and never saved."""
 
 
 class ResilientRedisSessionInterface(RedisSessionInterface):
     """Server-side sessions in Redis that degrade instead of failing when Redis is down:
-    the request is served as anonymous (logged out) rather than answered with a 500."""
+    the request is served as anonymous (logged out) rather than answered with a 500.
+
+    The stand-in session is never saved and its cookie never sent: saving it (a login page
+    puts a CSRF token in it) would replace the visitor's session cookie with the stand-in's and
+    log them out for good, although their session is intact in Redis for the next request."""
 
     def open_session(self, app: Flask, request: Any) -> Any:
         try:
             return super().open_session(app, request)
         except redis.RedisError as exc:
             app.logger.warning("session store unavailable, serving anonymously: %s", exc)
-            return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
+            return UnreadSession(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
 
     def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if isinstance(session, UnreadSession):
+            return
         try:
             super().save_session(app, session, response)
         except redis.RedisError as exc:

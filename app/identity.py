@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 
-from app.database import db, use_primary
+from app.database import db, replica_fallback, use_primary
 from app.database.routing import current_router
 from app.models import ApiKey, User
+from app.services.errors import ReadOnly
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,16 +37,30 @@ def load_session_user() -> None:
     if user_id is None:
         return
     g.writer = user_writer(user_id)
-    user = db.session.get(User, user_id)
-    if user is None:
-        # Not on the replica (yet)? Only the primary may say the account is gone.
-        with use_primary:
-            user = db.session.get(User, user_id)
+    try:
+        user = session_user(user_id)
+    except ReadOnly:
+        # Not on the replica, and the primary cannot be asked: anonymous for now, session kept.
+        g.pop("writer", None)
+        return
     if user is None or not user.is_active:
         session.clear()
         g.pop("writer", None)
         return
     g.user = user
+
+
+@replica_fallback
+def session_user(user_id: int) -> User | None:
+    """The session's user; None only when the primary says there is no such account
+    (ReadOnly when the replica lacks it and the primary is down)."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        # Not on the replica (yet)? Only the primary may say the account is gone.
+        current_router().check_primary()
+        with use_primary:
+            user = db.session.get(User, user_id)
+    return user
 
 
 def _new_session_id() -> None:

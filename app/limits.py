@@ -6,7 +6,9 @@
 * API writes: at most API_WRITE_LIMIT (default 60/minute) per API key.
 
 If Redis is unreachable the limits are not enforced (errors are swallowed and logged):
-throttling abuse must not take the site down with it.
+throttling abuse must not take the site down with it. A hit is an increment, so the storage's
+client never resends a command that may have run (app.redis_clients.counter_client_options):
+a dropped connection costs at most an uncounted hit, never one counted twice.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from app.redis_clients import counter_client_options
 from app.services.keys import bearer_token, hash_key, looks_like_key
 
 LOGIN_ENDPOINT = "auth.login"
 API_BLUEPRINTS = ("api",)
 WRITE_METHODS = ["POST", "PATCH", "PUT", "DELETE"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Where the limiter puts its Retry-After (a 429 gets it as Retry-After).
+LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
 
 
 def login_account() -> str:
@@ -52,10 +57,24 @@ def init_limits(app: Flask) -> Limiter:
     """A limiter for this app (one per app, so limits never pile up across app instances)."""
     settings = app.extensions["settings"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_url)
+    if settings.ratelimit_storage_url.startswith(("redis://", "rediss://")):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", counter_client_options(settings.redis_retries))
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "newsdesk:limits")
+    # The limiter sets Retry-After on every limited response, to the later of the response's own
+    # and its window's reset (up to a minute away), even on a 503 whose own says "in 3 s". So it
+    # writes its value under another name, and only a 429 gets it as Retry-After.
+    app.config.setdefault("RATELIMIT_HEADER_RETRY_AFTER", LIMITER_RETRY_AFTER)
+
+    @app.after_request  # registered before the limiter's hook, so it runs after it
+    def retry_after_when_limited(response: Response) -> Response:
+        limited = response.headers.get(LIMITER_RETRY_AFTER)
+        if response.status_code == 429 and limited is not None:
+            response.headers["Retry-After"] = limited
+        return response
+
     limiter = Limiter(key_func=get_remote_address, app=app)
     # Every limit here guards a write; reads skip the limiter's per-request bookkeeping.
     limiter.request_filter(lambda: request.method in SAFE_METHODS)

@@ -32,6 +32,11 @@ CACHE_REQUESTS = Counter(
     "Lookups in the shared cache.",
     ["result"],
 )
+OUTBOX_SENDS = Counter(
+    "newsdesk_outbox_sends",
+    "Outbox rows sent to the broker right after their commit or by the relay, and whether the broker took them.",
+    ["via", "result"],
+)
 
 
 def init_metrics(app: Flask) -> None:

@@ -10,5 +10,8 @@ PROCESS_ARTICLE = "articles.process"
 FLUSH_VIEWS = "articles.flush_views"
 SEND_EMAIL = "accounts.send_email"
 SMOKE_PING = "smoke.ping"
+SMOKE_SLEEP = "smoke.sleep"
+RELAY_OUTBOX = "outbox.relay"
+PURGE_OUTBOX = "outbox.purge"
 
-ALL = frozenset({PROCESS_ARTICLE, FLUSH_VIEWS, SEND_EMAIL, SMOKE_PING})
+ALL = frozenset({PROCESS_ARTICLE, FLUSH_VIEWS, SEND_EMAIL, SMOKE_PING, SMOKE_SLEEP, RELAY_OUTBOX, PURGE_OUTBOX})

@@ -20,6 +20,7 @@ UNIT_ENV = {
     "CELERY_BROKER_URL": NOWHERE_REDIS,
     "CELERY_RESULT_BACKEND": NOWHERE_REDIS,
     "RATELIMIT_STORAGE_URL": "memory://",  # counted in this process; a fresh store per app
+    "REDIS_RETRIES": "0",  # nothing listens: a retry would only wait
     "LOG_LEVEL": "WARNING",
 }
 

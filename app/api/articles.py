@@ -74,7 +74,7 @@ class Articles(MethodView):
 
     @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticleCreateSchema))
     @bp.response(201, ArticleSchema, headers=LOCATION)
-    @bp.problems(400, 401, 413, 415, 422)
+    @bp.problems(400, 401, 413, 415, 422, 503)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Publish an article
 
@@ -122,7 +122,7 @@ class Article(MethodView):
 
     @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticlePatchSchema))
     @bp.response(200, ArticleSchema)
-    @bp.problems(400, 401, 403, 404, 413, 415, 422)
+    @bp.problems(400, 401, 403, 404, 413, 415, 422, 503)
     def patch(self, article_id: int) -> dict[str, Any]:
         """Change an article's title, body or both
 
@@ -134,7 +134,7 @@ class Article(MethodView):
 
     @bp.doc(security=KEY_REQUIRED)
     @bp.response(204)
-    @bp.problems(401, 403, 404)
+    @bp.problems(401, 403, 404, 503)
     def delete(self, article_id: int) -> Response:
         """Delete an article
 

@@ -18,8 +18,8 @@ from flask import Response
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
-from app.api.problems import VALIDATION, problem
-from app.services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
+from app.api.problems import VALIDATION, problem, read_only_problem
+from app.services.errors import Conflict, Forbidden, NotFound, ReadOnly, ServiceError, ValidationFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +84,8 @@ bp = ApiBlueprint(
 def service_problem(exc: ServiceError) -> Response:
     if isinstance(exc, ValidationFailed):
         return problem(422, "Invalid request", str(exc), VALIDATION, errors=exc.errors)
+    if isinstance(exc, ReadOnly):
+        return read_only_problem(str(exc), exc.retry_after)
     if isinstance(exc, NotFound):
         status = 404
     elif isinstance(exc, Forbidden):

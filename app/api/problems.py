@@ -26,6 +26,7 @@ API_PREFIX = "/api/"
 PROBLEM_TYPES = "https://newsdesk.dev/problems/"
 VALIDATION = PROBLEM_TYPES + "validation"
 MALFORMED_JSON = PROBLEM_TYPES + "malformed-json"
+READ_ONLY = PROBLEM_TYPES + "read-only"
 
 _MEMBERS = frozenset({"type", "title", "status", "detail"})
 
@@ -55,6 +56,13 @@ def problem(
         body["detail"] = detail
     body.update(extra)
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+
+
+def read_only_problem(detail: str, retry_after: int) -> Response:
+    """503: the primary database cannot be reached; a write may succeed after ``retry_after`` seconds."""
+    response = problem(503, "Read-only for a moment", detail, READ_ONLY)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 class ProblemError(Exception):

@@ -31,6 +31,7 @@ PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {**_HEADER, "description": 'The Bearer challenge, e.g. `Bearer realm="newsdesk"`'}},
     405: {"Allow": {**_HEADER, "description": "The methods the path allows"}},
     415: {"Accept-Patch": {**_HEADER, "description": "On PATCH: `application/json`"}},
+    503: {"Retry-After": {**_HEADER, "description": "Seconds after which the write may succeed"}},
 }
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "Malformed JSON: the body could not be parsed",
@@ -40,6 +41,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     413: "The body is larger than 1 MiB",
     415: "The body is not `application/json`",
     422: "Invalid fields, query arguments, or a body that is not a JSON object (see `errors`)",
+    503: "Read-only for a moment: the primary database cannot be reached (reads go on); retry after `Retry-After`",
 }
 
 

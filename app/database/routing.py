@@ -10,6 +10,11 @@ The rules (after GitLab's PostgreSQL load balancing):
     position is stored in Redis for the writer (a session's user or an API key), and the
     replica serves that writer only once ``pg_last_wal_replay_lsn()`` has reached it.
 * The replica's position is fetched at most once per ``REPLICA_LSN_CACHE_MS`` per process.
+* Read-only mode: when the primary cannot be reached, a breaker opens for a few seconds
+  (``PRIMARY_BREAKER_SECONDS``). While it is open every read goes to the replica, however far
+  it got (a reader whose own writes it lacks is told the page may be a moment behind), and in
+  a request a write fails at once with ``ReadOnly`` instead of waiting on a connection. A
+  background task keeps trying the primary: its retries back off on their own.
 
 ``decide_read_target`` is the pure decision; ``ReplicaMonitor`` keeps the per-process view
 of the replica; ``WritePositions`` keeps the writers' positions in Redis; ``RoutingSession``
@@ -19,10 +24,11 @@ applies the decision to each transaction of Flask-SQLAlchemy's session.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -30,17 +36,24 @@ import sqlalchemy as sa
 from flask import current_app, g, has_app_context, has_request_context
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.breaker import Breaker
 from app.database import unit_of_work
 from app.database.wal import UNKNOWN_LSN, ReplicaPosition, primary_lsn, replica_position
 from app.metrics import DB_READS
+from app.services.errors import ReadOnly
 
 log = logging.getLogger(__name__)
 
 PRIMARY = "primary"
 REPLICA = "replica"
+#: The reason of a read-only-mode read from a replica that lacks what the reader must see.
+REPLICA_BEHIND_READ_ONLY = "primary_down_replica_behind"
+#: How long the primary is skipped after a connection to it failed.
+PRIMARY_BREAKER_SECONDS = 3.0
 
 # Keys in Session.info for the current transaction.
 _WROTE = "newsdesk.wrote"
@@ -50,6 +63,10 @@ _PINNED = "newsdesk.pinned_to_primary"
 _MIN_LSN = "newsdesk.min_lsn"
 #: The primary's WAL position after this session's latest committed write (request scope).
 _SESSION_LSN = "newsdesk.session_lsn"
+#: The most seconds the replica may be behind for the current reads (None: the configured limit).
+_MAX_LAG = "newsdesk.max_lag_seconds"
+#: How many reads of this session went to a replica lacking what they had to see (request scope).
+_BEHIND_READS = "newsdesk.behind_reads"
 
 
 @dataclass(frozen=True)
@@ -68,11 +85,17 @@ def decide_read_target(
     position: ReplicaPosition | None,
     required_lsn: int | None,
     limits: LagLimits,
+    primary_up: bool = True,
 ) -> Decision:
-    """Where a read goes, given the replica's position (None: unreachable or backing off)
-    and the reader's last write position (None: no recent write)."""
+    """Where a read goes, given the replica's position (None: unreachable or backing off),
+    the reader's last write position (None: no recent write) and whether the primary is up."""
     if position is None:
         return Decision(PRIMARY, "replica_unavailable")
+    if not primary_up:
+        # Read-only mode: the replica is the best there is, whatever it has replayed.
+        if required_lsn is not None and (position.replay_lsn or 0) < required_lsn:
+            return Decision(REPLICA, REPLICA_BEHIND_READ_ONLY)
+        return Decision(REPLICA, "primary_down")
     if not position.in_recovery or not position.streaming:
         return Decision(PRIMARY, "replica_not_streaming")
     if position.lag_bytes > limits.max_bytes or position.lag_seconds > limits.max_seconds:
@@ -112,16 +135,20 @@ class ReplicaMonitor:
 
     def mark_unavailable(self, why: str) -> None:
         """Skip the replica for the back-off period."""
+        self._back_off(why)
+        self._position = None
+
+    def _back_off(self, why: str) -> None:
         if self._clock() >= self._backoff_until:
             log.warning("replica skipped for %.1fs: %s", self._backoff_seconds, why)
         self._backoff_until = self._clock() + self._backoff_seconds
-        self._position = None
 
-    def position(self) -> ReplicaPosition | None:
-        """The replica's position, or None while it is unreachable, lagging or backing off."""
+    def position(self, *, lagging_ok: bool = False) -> ReplicaPosition | None:
+        """The replica's position, or None while it is unreachable, lagging or backing off.
+        With ``lagging_ok`` (read-only mode: the replica is all there is), a lagging one's too."""
         now = self._clock()
         if now < self._backoff_until:
-            return None
+            return self._position if lagging_ok else None
         if now - self._fetched_at <= self._cache_seconds:
             return self._position
         # One greenlet refreshes; the others use the previous value meanwhile.
@@ -138,8 +165,8 @@ class ReplicaMonitor:
         self._position, self._fetched_at = position, self._clock()
         lagging = position.lag_bytes > self.limits.max_bytes or position.lag_seconds > self.limits.max_seconds
         if lagging:
-            self.mark_unavailable(f"lagging {position.lag_bytes} bytes / {position.lag_seconds:.1f}s")
-            return None
+            self._back_off(f"lagging {position.lag_bytes} bytes / {position.lag_seconds:.1f}s")
+            return position if lagging_ok else None
         return position
 
 
@@ -172,31 +199,48 @@ class WritePositions:
 
 
 class Router:
-    """Binds the monitor, the write positions and the engines of one app."""
+    """Binds the monitor, the write positions and the primary's breaker of one app."""
 
-    def __init__(self, monitor: ReplicaMonitor, positions: WritePositions) -> None:
+    def __init__(self, monitor: ReplicaMonitor, positions: WritePositions, primary: Breaker) -> None:
         self.monitor = monitor
         self.positions = positions
+        #: Open while the primary is known to be unreachable: read-only mode.
+        self.primary = primary
 
-    def decide(self, writer: str | None, min_lsn: int = 0) -> Decision:
-        """Decide for ``writer``'s read that must also see at least ``min_lsn`` (0: anything)."""
+    def decide(self, writer: str | None, min_lsn: int = 0, max_lag_seconds: float | None = None) -> Decision:
+        """Decide for ``writer``'s read that must also see at least ``min_lsn`` (0: anything),
+        from a replica at most ``max_lag_seconds`` behind (None: the configured limit)."""
+        primary_up = self.primary.closed
         required = min_lsn or None
         if writer is not None:
             try:
                 written = self.positions.required(writer)
             except redis.RedisError as exc:
-                log.warning("read-your-writes position unknown (%s): reading from the primary", exc)
-                return Decision(PRIMARY, "writer_position_unknown")
+                if primary_up:
+                    log.warning("read-your-writes position unknown (%s): reading from the primary", exc)
+                    return Decision(PRIMARY, "writer_position_unknown")
+                written = UNKNOWN_LSN  # read-only mode: the replica, which may lack the writer's writes
             if written is not None:
                 required = max(written, min_lsn)
-        return decide_read_target(self.monitor.position(), required, self.monitor.limits)
+        limits = self.monitor.limits
+        if max_lag_seconds is not None:
+            limits = replace(limits, max_seconds=min(limits.max_seconds, max_lag_seconds))
+        return decide_read_target(self.monitor.position(lagging_ok=not primary_up), required, limits, primary_up)
+
+    def check_primary(self) -> None:
+        """In a request, while the primary is known to be down, refuse at once (ReadOnly)
+        instead of waiting for a connection to fail."""
+        if not self.primary.closed and has_request_context():
+            raise read_only_error(self.primary)
 
     def remember_commit(self, engine: sa.Engine, writer: str | None) -> int | None:
         """The primary's WAL position now (after a commit), remembered for ``writer`` if given."""
+        if not self.primary.closed:
+            return None
         try:
             with engine.connect() as conn:
                 lsn = primary_lsn(conn)
-        except DBAPIError as exc:
+        except (DBAPIError, ReadOnly) as exc:
             log.warning("could not read the primary's WAL position: %s", exc)
             return None
         if writer is not None:
@@ -241,21 +285,32 @@ class RoutingSession(FlaskSQLAlchemySession):
         if bind is not None:
             return bind
         engines = self._db.engines
+        router = current_router()
         if self._flushing or isinstance(clause, (sa.UpdateBase, sa.TextClause)):
             self.info[_WROTE] = True
+            router.check_primary()
             return engines[None]
         if self.info.get(_WROTE) or not _is_plain_read(clause):
+            router.check_primary()
             return engines[None]
         decision = self.info.get(_DECISION)
-        if decision is None:
-            if self.info.get(_PINNED) or "replica" not in engines:
+        # A decision for the primary does not outlive the primary's breaker opening (another
+        # request may open it while this one waits), and a pin yields to read-only mode: the
+        # replica is then the best there is.
+        if decision is None or (decision.target == PRIMARY and not router.primary.closed):
+            if "replica" not in engines or (self.info.get(_PINNED) and router.primary.closed):
                 decision = Decision(PRIMARY, "forced_primary")
             else:
                 min_lsn = max(self.info.get(_MIN_LSN, 0), self.info.get(_SESSION_LSN, 0))
-                decision = current_router().decide(current_writer(), min_lsn)
+                decision = router.decide(current_writer(), min_lsn, self.info.get(_MAX_LAG))
             self.info[_DECISION] = decision
             DB_READS.labels(decision.target, decision.reason).inc()
-        return engines["replica"] if decision.target == REPLICA else engines[None]
+            if decision.reason == REPLICA_BEHIND_READ_ONLY:
+                self.info[_BEHIND_READS] = self.behind_reads + 1
+        if decision.target == REPLICA:
+            return engines["replica"]
+        router.check_primary()
+        return engines[None]
 
     # -- what app.database exposes as use_primary / reading_at_least / replica_fallback --
 
@@ -279,6 +334,24 @@ class RoutingSession(FlaskSQLAlchemySession):
             self.info[_MIN_LSN] = lsn
         else:
             self.info.pop(_MIN_LSN, None)
+
+    def limit_lag(self, seconds: float | None) -> None:
+        """Reads use the replica only while it is at most ``seconds`` behind (None: the configured limit)."""
+        self.info.pop(_DECISION, None)
+        if seconds is None:
+            self.info.pop(_MAX_LAG, None)
+        else:
+            self.info[_MAX_LAG] = seconds
+
+    @property
+    def behind_reads(self) -> int:
+        """Reads of this session served, in read-only mode, by a replica lacking what they had to see."""
+        return int(self.info.get(_BEHIND_READS, 0))
+
+    @property
+    def wrote(self) -> bool:
+        """Whether the current transaction has written (its statements all go to the primary)."""
+        return bool(self.info.get(_WROTE))
 
     @property
     def read_from_replica(self) -> bool:
@@ -316,16 +389,44 @@ def _drop_uncommitted_work(session: Session, transaction: SessionTransaction) ->
     unit_of_work.drop_hooks(session, transaction)
 
 
-def init_router(app: Any, engine_getter: Callable[[], sa.Engine]) -> Router:
+def read_only_error(breaker: Breaker) -> ReadOnly:
+    """``ReadOnly``, saying when the primary will be tried again."""
+    return ReadOnly(retry_after=max(1, math.ceil(breaker.seconds_left)))
+
+
+def watch_primary(engine: sa.Engine, breaker: Breaker) -> None:
+    """Open ``breaker`` when a connection to the primary fails or drops, and close it when one
+    succeeds (a probe, a task). In a request the failure becomes ``ReadOnly``: a write is
+    answered 503, and a read (app.database.replica_fallback) runs again on the replica."""
+
+    @event.listens_for(engine, "handle_error")
+    def primary_failed(context: ExceptionContext) -> None:
+        # A failed pre-ping is followed by a reconnect: only the reconnect's failure counts.
+        # A failed connect has no connection; a dropped one is a disconnect.
+        if context.is_pre_ping or not (context.is_disconnect or context.connection is None):
+            return
+        breaker.trip(context.original_exception)
+        if has_request_context():
+            raise read_only_error(breaker)
+
+    @event.listens_for(engine, "connect")
+    def primary_reached(*_: Any) -> None:
+        breaker.reset()
+
+
+def init_router(app: Any, primary: sa.Engine, replica: Callable[[], sa.Engine]) -> Router:
     settings = app.extensions["settings"]
+    breaker = Breaker("primary database", PRIMARY_BREAKER_SECONDS)
+    watch_primary(primary, breaker)
     router = Router(
         ReplicaMonitor(
-            engine_getter,
+            replica,
             LagLimits(settings.replica_max_lag_bytes, settings.replica_max_lag_seconds),
             cache_seconds=settings.replica_lsn_cache_ms / 1000,
             backoff_seconds=settings.replica_backoff_seconds,
         ),
         WritePositions(app.extensions["redis"], settings.read_your_writes_ttl),
+        breaker,
     )
     app.extensions["db_router"] = router
     return router

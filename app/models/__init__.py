@@ -2,7 +2,8 @@
 
 from app.models.article import Article, ArticleTerm
 from app.models.base import Base
+from app.models.outbox import OutboxMessage
 from app.models.user import ApiKey, User
 from app.models.view_flush import ViewFlushBatch
 
-__all__ = ["ApiKey", "Article", "ArticleTerm", "Base", "User", "ViewFlushBatch"]
+__all__ = ["ApiKey", "Article", "ArticleTerm", "Base", "OutboxMessage", "User", "ViewFlushBatch"]

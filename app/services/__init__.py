@@ -1,2 +1,3 @@
-"""Use cases. A service owns its transaction: it validates, writes, commits, and only then
-invalidates caches and enqueues background work, so nothing half-done is ever visible."""
+"""Use cases. A service owns its transaction: it validates, writes (with the background
+tasks the write implies, in the outbox), commits, and only then invalidates caches and
+publishes those tasks, so nothing half-done is ever visible and no task is lost."""

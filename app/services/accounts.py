@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import task_names
-from app.database import db, use_primary
-from app.enqueue import enqueue_after_commit
+from app.database import db, primary_available, reading_within, replica_fallback, use_primary
 from app.models import ApiKey, User
-from app.services import mail
-from app.services.errors import Conflict, NotFound
+from app.services import mail, outbox
+from app.services.errors import Conflict, NotFound, ReadOnly
 from app.services.keys import generate_key, hash_key, looks_like_key
 from app.services.validation import normalize_email, validate_key_name, validate_registration
 
@@ -24,6 +24,11 @@ PASSWORD_METHOD = "scrypt"
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METHOD)
 #: last_used_at is refreshed at most this often, so API reads do not each write a row.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: A key is checked on the replica only while it is at most this many seconds behind the
+#: primary, so a revoked key stops working within that (README: "a revoked key").
+KEY_CHECK_MAX_LAG_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def hash_password(password: str) -> str:
@@ -36,7 +41,7 @@ def register_user(email: str, display_name: str, password: str, *, is_admin: boo
     user = User(email=email, display_name=display_name, password_hash=hash_password(password), is_admin=is_admin)
     db.session.add(user)
     subject, body = mail.welcome(user.display_name)
-    enqueue_after_commit(task_names.SEND_EMAIL, user.email, subject, body)
+    outbox.add_task(task_names.SEND_EMAIL, user.email, subject, body)
     try:
         db.session.commit()
     except IntegrityError:
@@ -45,9 +50,11 @@ def register_user(email: str, display_name: str, password: str, *, is_admin: boo
     return user
 
 
+@replica_fallback
 @use_primary
 def find_user_by_email(email: str) -> User | None:
-    """Looked up on the primary: used at login, right after a registration may have written it."""
+    """Looked up on the primary: used at login, right after a registration may have written it.
+    With the primary down, on the replica (logging in goes on: sessions live in Redis)."""
     stmt = sa.select(User).where(sa.func.lower(User.email) == normalize_email(email))
     return db.session.execute(stmt).scalar_one_or_none()
 
@@ -85,28 +92,45 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
     return key
 
 
-@use_primary
-def authenticate_api_key(plaintext: str) -> ApiKey | None:
-    """The active key matching ``plaintext``, looked up on the primary (a key may be seconds old).
-
-    Its ``last_used_at`` is refreshed at most once a minute, outside the request's session,
-    so that using a key does not make every API read a write.
-    """
-    if not looks_like_key(plaintext):
-        return None
+@replica_fallback
+def _active_key(key_hash: str) -> ApiKey | None:
     stmt = (
         sa.select(ApiKey)
         .join(User, User.id == ApiKey.user_id)
         .options(contains_eager(ApiKey.user))
-        .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None), User.is_active)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None), User.is_active)
     )
-    key = db.session.execute(stmt).scalar_one_or_none()
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def authenticate_api_key(plaintext: str) -> ApiKey | None:
+    """The active key matching ``plaintext``.
+
+    Checked on the replica while it is at most KEY_CHECK_MAX_LAG_SECONDS behind (else on the
+    primary), so keyed reads need no primary and a revoked key stops working within that
+    time. A key the replica does not know (created a moment ago) is looked up on the primary.
+    With the primary down the replica decides, whatever its lag.
+
+    Its ``last_used_at`` is refreshed at most once a minute, outside the request's session,
+    so that using a key does not make every API read a write; not at all while the primary is down.
+    """
+    if not looks_like_key(plaintext):
+        return None
+    key_hash = hash_key(plaintext)
+    with reading_within(KEY_CHECK_MAX_LAG_SECONDS):
+        key = _active_key(key_hash)
+    if key is None and primary_available():
+        with use_primary:
+            key = _active_key(key_hash)
     if key is None:
         return None
     now = datetime.now(UTC)
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        with db.engine.begin() as conn:
-            conn.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    if (key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION) and primary_available():
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        except (DBAPIError, ReadOnly) as exc:
+            log.warning("last use of API key %s not recorded: %s", key.id, exc)
     return key
 
 

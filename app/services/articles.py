@@ -1,6 +1,7 @@
 """Writing articles: create, edit, delete. Each registers, before it commits, what must
-follow the commit (invalidate the cached views of what changed, enqueue processing); the
-unit of work (app.database.on_commit) runs that once the commit succeeds."""
+follow the commit (invalidate the cached views of what changed), which the unit of work
+(app.database.on_commit) runs once the commit succeeds, and writes the processing task to
+the outbox (app.services.outbox) in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import task_names
-from app.database import db, on_commit
-from app.enqueue import enqueue_after_commit
+from app.database import commit_as_written, db, on_commit
 from app.models import Article, User
 from app.models.article import STATUS_PROCESSING
+from app.services import outbox
 from app.services.cache import invalidate_article
 from app.services.errors import Forbidden, NotFound
 from app.services.validation import validate_article
@@ -22,7 +23,7 @@ from app.services.validation import validate_article
 def _changed(article_id: int) -> None:
     """After commit: drop the article's cached views and (re)compute its summary and keywords."""
     on_commit(invalidate_article, article_id)
-    enqueue_after_commit(task_names.PROCESS_ARTICLE, article_id)
+    outbox.add_task(task_names.PROCESS_ARTICLE, article_id)
 
 
 def create_article(author: User, data: Mapping[str, Any]) -> Article:
@@ -32,7 +33,7 @@ def create_article(author: User, data: Mapping[str, Any]) -> Article:
     db.session.flush()  # assigns the id
     # The article's own namespace too: a "not found" cached for this id must not outlive it.
     _changed(article.id)
-    db.session.commit()
+    commit_as_written(article)
     return article
 
 
@@ -58,7 +59,7 @@ def update_article(author: User, article_id: int, data: Mapping[str, Any]) -> Ar
             setattr(article, name, value)
         article.status = STATUS_PROCESSING
         _changed(article.id)
-    db.session.commit()
+    commit_as_written(article)
     return article
 
 

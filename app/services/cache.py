@@ -5,7 +5,10 @@ cached value lives under ``c:<namespace>:<version>:<name>``. A write bumps the v
 what it changed (``lists`` for every listing, ``article:<id>`` for one article) and records
 the primary's WAL position with it; the next reader anywhere misses, and refills the entry
 only from a database that has replayed at least that position (the replica if it has caught
-up, else the primary). So a lagging replica can never put the old value back.
+up, else the primary). So a lagging replica can never put the old value back. One exception:
+with the primary down and the replica short of that position, the replica's value is served
+(the best there is, rather than an error) and kept only for STALE_TTL seconds, so it is
+replaced within seconds of the primary's return.
 
 Stampede protection: one request per key recomputes (a short NX lock); the others serve the
 previous value while it is within its grace period, or wait briefly for the new one. TTLs
@@ -45,6 +48,8 @@ LISTS = "lists"
 DETAIL_TTL = 60.0
 LIST_TTL = 30.0
 POPULAR_TTL = 10.0
+#: Soft TTL of a value refilled, with the primary down, from a replica short of the invalidation.
+STALE_TTL = 2.0
 #: How long past its soft expiry a value may still be served while one request refreshes it.
 GRACE = 30.0
 JITTER = 0.1
@@ -80,9 +85,10 @@ class ReadCache:
         self,
         client: redis.Redis,
         breaker: Breaker,
-        refill_at: Callable[[int], AbstractContextManager[None]],
+        refill_at: Callable[[int], AbstractContextManager[Callable[[], bool]]],
     ) -> None:
-        """``refill_at(lsn)`` wraps a refill: its reads must see WAL position ``lsn``."""
+        """``refill_at(lsn)`` wraps a refill: its reads must see WAL position ``lsn``; it yields
+        ``saw_all()``, False after the reads if they could not (app.database.reading_at_least)."""
         self.client = client
         self.breaker = breaker
         self._refill_at = refill_at
@@ -114,16 +120,20 @@ class ReadCache:
                 return filled
         CACHE_REQUESTS.labels("miss").inc()
         try:
-            with self._refill_at(min_lsn):
+            with self._refill_at(min_lsn) as saw_all:
                 value = compute()
         except BaseException:
             self._release(key)  # let the next reader try at once instead of waiting out the lock
             raise
-        self._store(key, value, ttl)
+        self._store(key, value, ttl if saw_all() else STALE_TTL)
         return value
 
     def invalidate(self, namespaces: tuple[str, ...], lsn: int) -> None:
-        """Make every cached value of ``namespaces`` unreachable, everywhere; refills must see ``lsn``."""
+        """Make every cached value of ``namespaces`` unreachable, everywhere; refills must see ``lsn``.
+
+        The client resends this transaction after a dropped connection (app.redis_clients): the
+        ``HINCRBY`` is a version bump, not a count, so running it twice still yields a new version
+        (and the same ``lsn``), while an invalidation lost to a blip would serve a stale page."""
         try:
             pipe = self.client.pipeline(transaction=True)
             for namespace in namespaces:

@@ -25,3 +25,13 @@ class Forbidden(ServiceError):
 
 class Conflict(ServiceError):
     pass
+
+
+class ReadOnly(ServiceError):
+    """The primary database cannot be reached (or was, a moment ago): nothing can be written
+    for now, while reads go on from the replica. The API answers 503 with ``Retry-After``;
+    the pages say that the site is read-only for a moment."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the site is read-only for a moment; try again in {retry_after} s")
+        self.retry_after = retry_after

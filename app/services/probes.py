@@ -10,6 +10,7 @@ import redis
 
 from app.database import db
 from app.database.wal import primary_lsn, replica_position
+from app.services.errors import ReadOnly
 
 Check = dict[str, Any]
 
@@ -20,7 +21,9 @@ def timed(probe: Callable[[], dict[str, Any]]) -> Check:
     try:
         result: Check = {"ok": True, **probe()}
     except Exception as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
+        # Under a ReadOnly, the primary's own error says more.
+        shown = exc.__cause__ if isinstance(exc, ReadOnly) and exc.__cause__ is not None else exc
+        result = {"ok": False, "error": f"{type(shown).__name__}: {shown}".strip()[:300]}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 

@@ -6,6 +6,12 @@ hash), applies each article's delta with ``UPDATE ... SET views = views + delta`
 the batch id in ``view_flush_batches`` in the same transaction, then deletes the batch key.
 A flush that dies half-way is finished by the next one, and a batch is never applied twice:
 N reads give exactly N views.
+
+Both go through the client that never resends a command that may have run
+(``redis_counters``, see app.redis_clients): a resent ``HINCRBY`` would count a view twice, and
+a resent ``RENAME`` would overwrite the batch it had just made with newer views. A view whose
+connection dies in flight is lost (logged) rather than doubled; a flush that fails is retried
+by the next tick.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ BATCH_PREFIX = "newsdesk:views:batch:"
 
 
 def _client() -> redis.Redis:
-    return current_app.extensions["redis"]
+    return current_app.extensions["redis_counters"]
 
 
 def record_view(article_id: int) -> None:

@@ -11,7 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from app import identity
 from app.services import accounts
-from app.services.errors import Conflict, ValidationFailed
+from app.services.errors import Conflict, ReadOnly, ValidationFailed
+from app.web.errors import refuse_on_form
 from app.web.forms import (
     ActionForm,
     LoginForm,
@@ -33,6 +34,7 @@ def register() -> ResponseReturnValue:
         flash("You are already logged in.", "info")
         return redirect(url_for("pages.index"))
     form = RegisterForm()
+    status = form_status()
     if form.validate_on_submit():
         try:
             user = accounts.register_user(form.email.data, form.display_name.data, form.password.data)
@@ -40,11 +42,13 @@ def register() -> ResponseReturnValue:
             add_service_errors(form, exc.errors)
         except Conflict:
             add_errors(form.email, ["An account with this email already exists."])
+        except ReadOnly:
+            status = refuse_on_form(form)
         else:
             identity.login_user(user)
             flash(f"Welcome to Newsdesk, {user.display_name}! You are logged in.", "success")
             return redirect(url_for("pages.index"))
-    return render_template("auth/register.html", form=form), form_status()
+    return render_template("auth/register.html", form=form), status
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -17,12 +17,14 @@ from typing import Any
 
 from flask import Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.api.problems import is_api_path
+from app.api.problems import is_api_path, read_only_problem
 from app.database import db
 from app.identity import load_session_user
+from app.services.errors import ReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ PAGE_ERRORS: dict[int, tuple[str, str]] = {
 CSRF_EXPIRED = (
     "Form expired",
     "This form has expired or was opened in another session. Please go back, reload the page and try again.",
+)
+
+#: A write refused while the primary database is down (503): on the form, or as the page.
+READ_ONLY = (
+    "Read-only for a moment",
+    "The site is read-only for a moment: your changes were not saved. Please try again shortly.",
 )
 
 #: Shown when even the error template cannot be rendered (e.g. the database is what failed).
@@ -115,6 +123,28 @@ def server_error_page(error: HTTPException) -> ResponseReturnValue:
         return BARE_500, 500, {"Content-Type": "text/html; charset=utf-8"}
 
 
+def refuse_on_form(form: FlaskForm) -> int:
+    """A write the form asked for was refused (ReadOnly): the form says so, keeping what was
+    typed, and its page is answered 503 (the status returned)."""
+    db.session.rollback()  # the refused write left its transaction to be rolled back
+    form.form_errors.append(READ_ONLY[1])
+    return 503
+
+
+def read_only_page(error: ReadOnly) -> ResponseReturnValue:
+    """Any other write refused while the primary is down: 503 with Retry-After, never a 500."""
+    if is_api_path(request.path):
+        return read_only_problem(str(error), error.retry_after)
+    headers = {"Retry-After": str(error.retry_after)}
+    try:
+        db.session.rollback()
+        ensure_user_loaded()
+        return render_template("errors/error.html", code=503, title=READ_ONLY[0], message=READ_ONLY[1]), 503, headers
+    except Exception:
+        log.exception("the read-only page itself failed to render")
+        return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
 PAGE_HANDLERS: frozenset[Callable[..., ResponseReturnValue]] = frozenset(
     {client_error_page, csrf_error_page, server_error_page}
 )
@@ -125,4 +155,5 @@ def register_error_pages(app: Flask) -> None:
         if code != 500:
             app.register_error_handler(code, client_error_page)
     app.register_error_handler(500, server_error_page)
+    app.register_error_handler(ReadOnly, read_only_page)
     app.register_error_handler(CSRFError, csrf_error_page)

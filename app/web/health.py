@@ -1,9 +1,11 @@
 """Liveness (/healthz) and readiness (/readyz) of this replica.
 
 ``/readyz`` is the compose healthcheck and the operators' view of one replica; nginx
-does not expose it. It is 200 while the primary and Redis answer (the replica and the
-cache only degrade the service: reads fall back to the primary, cache misses to the
-database), 503 otherwise.
+does not expose it. It is 200 while Redis and a database answer: ``ok`` when everything
+does, ``degraded`` when the replica is down (reads fall back to the primary), the primary
+is down (read-only mode: reads go on from the replica, writes are refused) or the cache is
+(misses go to the database); 503 ``down`` otherwise. So an orchestrator does not take a
+replica that can still serve readers out of service.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from app.services.probes import database_checks, probe_redis, timed
 
 bp = Blueprint("health", __name__)
 
-#: Checks whose failure makes the replica unready; the others only degrade it.
-ESSENTIAL = ("db", "redis")
+#: The replica is ready while each of these groups has a check that passes; the other failures only degrade it.
+ESSENTIAL = (("db", "db_replica"), ("redis",))
 
 
 @bp.get("/healthz")
@@ -34,7 +36,7 @@ def readyz() -> ResponseReturnValue:
         "redis": timed(probe_redis(current_app.extensions["redis"])),
         "cache": timed(probe_redis(current_app.extensions["cache_redis"])),
     }
-    if not all(checks[name]["ok"] for name in ESSENTIAL):
+    if not all(any(checks[name]["ok"] for name in group) for group in ESSENTIAL):
         status, code = "down", 503
     elif all(check["ok"] for check in checks.values()):
         status, code = "ok", 200

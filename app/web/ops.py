@@ -9,8 +9,8 @@ import redis
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from app.extensions import redis_client
 from app.identity import admin_required
+from app.redis_clients import redis_client
 from app.services import heartbeats, view_counts
 from app.services.probes import database_checks
 
@@ -21,7 +21,7 @@ QUEUES = ("default",)
 
 def queue_lengths() -> dict[str, Any]:
     settings = current_app.extensions["settings"]
-    broker = redis_client(settings.broker_url)
+    broker = redis_client(settings.broker_url, settings.redis_retries)
     try:
         lengths: dict[str, Any] = {name: broker.llen(name) for name in QUEUES}
         lengths["unacked (running or reserved)"] = broker.hlen("unacked")

@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from app.identity import login_required
 from app.models.base import BIGINT_MAX
 from app.services import articles, view_counts
-from app.services.errors import Forbidden, NotFound, ValidationFailed
+from app.services.errors import Forbidden, NotFound, ReadOnly, ValidationFailed
 from app.services.queries import (
     MAX_PAGE,
     cached_article,
@@ -25,6 +25,7 @@ from app.services.queries import (
     list_articles,
     popular_articles,
 )
+from app.web.errors import refuse_on_form
 from app.web.forms import ActionForm, ArticleForm, add_service_errors, form_status
 
 bp = Blueprint("pages", __name__)
@@ -92,15 +93,18 @@ def article(article_id: int) -> ResponseReturnValue:
 @login_required
 def write() -> ResponseReturnValue:
     form = ArticleForm()
+    status = form_status()
     if form.validate_on_submit():
         try:
             created = articles.create_article(g.user, form.article_data())
         except ValidationFailed as exc:
             add_service_errors(form, exc.errors)
+        except ReadOnly:
+            status = refuse_on_form(form)
         else:
             flash("Article published. Its summary and keywords will appear in a moment.", "success")
             return redirect(url_for("pages.article", article_id=created.id))
-    return render_template("pages/write.html", form=form), form_status()
+    return render_template("pages/write.html", form=form), status
 
 
 @bp.route(f"/articles/{ARTICLE}/edit", methods=["GET", "POST"])
@@ -113,6 +117,7 @@ def edit(article_id: int) -> ResponseReturnValue:
         abort(403)
     # On a POST the submitted values win; on a GET the form starts from the article.
     form = ArticleForm(data={"title": current["title"], "body": current["body"]})
+    status = form_status()
     if form.validate_on_submit():
         try:
             articles.update_article(g.user, article_id, form.article_data())
@@ -122,12 +127,12 @@ def edit(article_id: int) -> ResponseReturnValue:
             abort(403)
         except ValidationFailed as exc:
             add_service_errors(form, exc.errors)
+        except ReadOnly:
+            status = refuse_on_form(form)
         else:
             flash("Changes saved.", "success")
             return redirect(url_for("pages.article", article_id=article_id))
-    return render_template(
-        "pages/edit.html", form=form, article=current, delete_form=ActionForm(formdata=None)
-    ), form_status()
+    return render_template("pages/edit.html", form=form, article=current, delete_form=ActionForm(formdata=None)), status
 
 
 @bp.post(f"/articles/{ARTICLE}/delete")

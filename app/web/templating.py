@@ -1,5 +1,6 @@
 """What every template can use: the current user, the replica that served the page, the
-logout form, and filters for dates and article bodies.
+logout form, whether the page may be behind (read-only mode), and filters for dates and
+article bodies.
 
 The logout form (and so a CSRF token) exists only for logged-in users: generating a token
 writes it into the session, and an anonymous page view must not create a session in Redis.
@@ -13,6 +14,7 @@ from typing import Any
 
 from flask import current_app, g
 
+from app.database import reads_behind
 from app.web.forms import ActionForm
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -24,6 +26,8 @@ def layout_context() -> dict[str, Any]:
         "current_user": user,
         "served_by": current_app.extensions["settings"].hostname,
         "logout_form": ActionForm(formdata=None) if user is not None else None,
+        # The primary is down and the replica lacked something this page had to show.
+        "may_be_behind": reads_behind(),
     }
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import redis
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
 
 TEST_DB = "newsdesk_test"
-TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users")
+TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users", "outbox")
 
 
 def integration_settings(**overrides: str) -> Settings:
@@ -30,6 +36,21 @@ def integration_settings(**overrides: str) -> Settings:
     )
     env.update(overrides)
     return Settings.from_env(env)
+
+
+@contextlib.contextmanager
+def replica_replay_paused(replica: sa.Engine) -> Iterator[None]:
+    """The replica stops replaying WAL (it still receives it) until the block ends: what is
+    written meanwhile is on the primary only, and the replica's lag grows."""
+    with replica.connect() as conn:
+        conn.execute(sa.text("SELECT pg_wal_replay_pause()"))
+        conn.commit()
+    try:
+        yield
+    finally:
+        with replica.connect() as conn:
+            conn.execute(sa.text("SELECT pg_wal_replay_resume()"))
+            conn.commit()
 
 
 def ensure_database(settings: Settings) -> None:
@@ -52,3 +73,10 @@ def ensure_database(settings: Settings) -> None:
                 raise
             time.sleep(0.2)
     replica.dispose()
+
+
+def queued(app: Flask) -> list[dict[str, Any]]:
+    """The headers of the task messages waiting in the broker's default queue (the test's own
+    Redis database), oldest first (kombu pushes on the left and workers pop on the right)."""
+    broker = redis.Redis.from_url(app.config["CELERY"]["broker_url"])
+    return [json.loads(raw)["headers"] for raw in reversed(broker.lrange("default", 0, -1))]

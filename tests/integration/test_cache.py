@@ -5,6 +5,7 @@ period, and the breaker when the cache is unreachable."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,15 +15,17 @@ import redis
 from flask import Flask
 
 from app.breaker import Breaker
-from app.services.cache import ReadCache, _key
+from app.services.cache import JITTER, STALE_TTL, ReadCache, _key
 from tests.support import FakeClock
 
 
 class Recorder:
-    """A compute function that counts its calls, and the WAL positions refills were asked for."""
+    """A compute function that counts its calls, and the WAL positions refills were asked for.
+    ``saw_all``: whether its reads see the position asked for (False: the primary is down and
+    the replica is short of it)."""
 
-    def __init__(self, value: object = "v", delay: float = 0.0) -> None:
-        self.value, self.delay = value, delay
+    def __init__(self, value: object = "v", delay: float = 0.0, saw_all: bool = True) -> None:
+        self.value, self.delay, self.saw_all = value, delay, saw_all
         self.calls = 0
         self.refill_positions: list[int] = []
         self._lock = threading.Lock()
@@ -34,9 +37,9 @@ class Recorder:
         return self.value
 
     @contextlib.contextmanager
-    def refill_at(self, lsn: int) -> Iterator[None]:
+    def refill_at(self, lsn: int) -> Iterator[Callable[[], bool]]:
         self.refill_positions.append(lsn)
-        yield
+        yield lambda: self.saw_all
 
 
 @pytest.fixture
@@ -68,6 +71,19 @@ def test_invalidation_moves_to_a_new_version_that_refills_at_the_write_position(
     assert client.hget("ns:lists", "lsn") == b"123456"
     assert cache.cached("article:7", "detail", 60, new) == "new"
     assert new.calls == 1
+
+
+def test_a_refill_short_of_the_write_position_is_served_but_kept_for_seconds_only(client: redis.Redis) -> None:
+    # The primary is down and the replica has not replayed the invalidating write: its value is
+    # the best there is (served, not an error), but must not outlive the outage by a full TTL.
+    stale = Recorder("replica's value", saw_all=False)
+    cache = make_cache(client, stale)
+    cache.invalidate(("lists",), lsn=123456)
+    assert cache.cached("lists", "list:1:20", 60, stale) == "replica's value"
+    entry = json.loads(client.get(_key("lists", 1, "list:1:20")))
+    assert entry["fresh_until"] - time.time() <= STALE_TTL * (1 + JITTER)
+    assert cache.cached("lists", "list:1:20", 60, stale) == "replica's value"
+    assert stale.calls == 1, "still cached while fresh"
 
 
 def test_a_stampede_on_a_cold_key_computes_once(client: redis.Redis) -> None:

@@ -13,7 +13,7 @@ from app.database.routing import PRIMARY, REPLICA, current_router
 from app.database.wal import ReplicaPosition
 from app.models import Article
 from app.services import accounts, articles, queries
-from tests.integration.support import integration_settings
+from tests.integration.support import integration_settings, replica_replay_paused
 from tests.polling import wait_until
 
 
@@ -29,10 +29,7 @@ def test_read_after_write_goes_to_primary_until_the_replica_has_replayed_it(app:
         # The replica has replayed the registration before we pause it.
         wait_until(lambda: router.decide(g.writer).target == REPLICA, 10, message="replica caught up")
 
-        with replica_conn() as conn:
-            conn.execute(sa.text("SELECT pg_wal_replay_pause()"))
-            conn.commit()
-        try:
+        with replica_replay_paused(db.engines["replica"]):
             article = articles.create_article(author, {"title": "Fresh", "body": "Just written."})
             decision = router.decide(g.writer)
             assert (decision.target, decision.reason) == (PRIMARY, "replica_behind_writer")
@@ -43,10 +40,6 @@ def test_read_after_write_goes_to_primary_until_the_replica_has_replayed_it(app:
                 assert conn.execute(sa.select(Article.id).where(Article.id == article.id)).first() is None
             # Someone who did not write reads the replica.
             assert router.decide(None).target == REPLICA
-        finally:
-            with replica_conn() as conn:
-                conn.execute(sa.text("SELECT pg_wal_replay_resume()"))
-                conn.commit()
 
         decision = wait_until(
             lambda: (d := router.decide(g.writer)).target == REPLICA and d,

@@ -4,12 +4,9 @@ register theirs (cache invalidation, tasks) instead of running them by hand."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 
@@ -19,6 +16,7 @@ from app.models import User
 from app.services import accounts, articles
 from app.services.cache import LISTS, article_namespace
 from app.services.errors import Conflict
+from tests.integration.support import queued
 
 
 def new_user(email: str | None = None) -> User:
@@ -80,13 +78,6 @@ def test_a_failing_hook_does_not_stop_the_others(app: Flask) -> None:
     assert ran == ["after the broken one"]
 
 
-def queued(app: Flask) -> list[dict[str, Any]]:
-    """The task messages waiting in the broker's default queue (the test's own Redis database),
-    oldest first (kombu pushes on the left and workers pop on the right)."""
-    broker = redis.Redis.from_url(app.config["CELERY"]["broker_url"])
-    return [json.loads(raw)["headers"] for raw in reversed(broker.lrange("default", 0, -1))]
-
-
 def test_services_register_invalidation_and_tasks_for_after_commit(app: Flask) -> None:
     with app.app_context():
         author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
@@ -128,3 +119,30 @@ def test_use_primary_pins_reads_and_nests(app: Flask) -> None:
 
         db.session.rollback()
         assert read() is primary
+
+
+def test_a_created_article_is_answered_as_committed_not_as_processed_since(app: Flask) -> None:
+    """The worker may process the article before the response is written: the service's
+    article is the committed row (loaded, not expired), so the 201 says `processing`."""
+    with app.app_context():
+        author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
+        article = articles.create_article(author, {"title": "As written", "body": "Body."})
+        state = sa.inspect(article)
+        assert not state.expired_attributes, "nothing left to refresh after the commit"
+        with db.engine.begin() as conn:  # what a fast worker would do meanwhile
+            conn.execute(sa.text("UPDATE articles SET status = 'ready' WHERE id = :id"), {"id": article.id})
+        assert article.status == "processing"
+        assert article.published_at is not None, "server defaults were loaded before the commit"
+
+
+def test_an_edit_is_committed_and_answered_as_written(app: Flask) -> None:
+    with app.app_context():
+        author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
+        article_id = articles.create_article(author, {"title": "Before", "body": "Body."}).id
+    with app.app_context():
+        edited = articles.update_article(author, article_id, {"title": "After"})
+        assert (edited.title, edited.status) == ("After", "processing")
+    with app.app_context(), db.engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT title FROM articles WHERE id = :id"), {"id": article_id}).scalar() == "After"
+        )

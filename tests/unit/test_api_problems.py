@@ -23,11 +23,21 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, ServiceUnavailable, TooManyRequests
 
-from app.api.problems import MALFORMED_JSON, PROBLEM_MIMETYPE, VALIDATION, ProblemError, http_problem, problem
+from app import create_app
+from app.api.problems import (
+    MALFORMED_JSON,
+    PROBLEM_MIMETYPE,
+    READ_ONLY,
+    VALIDATION,
+    ProblemError,
+    http_problem,
+    problem,
+)
+from app.config import Settings
 from app.database import db
 from app.models.article import BODY_MAX, TITLE_MAX
 from app.services import accounts
-from tests.support import offline_app
+from tests.support import UNIT_ENV, offline_app
 
 TOKEN = "nd_0000abcd_" + "k" * 43
 ONE_MIB = 1024 * 1024
@@ -384,14 +394,49 @@ def test_any_http_error_under_api_is_a_problem_with_its_headers(
     assert response.headers[header]
 
 
+def test_only_a_429_carries_the_limiters_retry_after(key: dict[str, str]) -> None:
+    # The limiter's own Retry-After (its window's reset) would otherwise override a 503's.
+    app = create_app(Settings.from_env({**UNIT_ENV, "API_WRITE_LIMIT": "2/minute"}))
+    client = app.test_client()
+    responses = [client.post("/api/v1/articles", headers=key, json={"title": ""}) for _ in range(3)]
+    assert [response.status_code for response in responses] == [422, 422, 429]
+    assert "Retry-After" not in responses[0].headers
+    assert int(responses[2].headers["Retry-After"]) > 0
+
+
 # --- anything unexpected ------------------------------------------------------------------------
 
 
-def test_an_unexpected_failure_is_a_500_problem_that_leaks_nothing(
+def test_an_unexpected_failure_is_a_500_problem_that_leaks_nothing(app: Flask) -> None:
+    def fail() -> None:
+        raise RuntimeError("psycopg2 OperationalError: secret details")
+
+    app.add_url_rule("/api/v1/test-only/boom", "test_only_boom", fail)
+    body = assert_problem(app.test_client().get("/api/v1/test-only/boom"), 500)
+    assert "psycopg2" not in body["detail"] and "secret" not in body["detail"]
+
+
+def test_an_unreachable_database_is_a_503_problem_that_leaks_nothing(
     app: Flask, key: dict[str, str], touched: list[str]
 ) -> None:
-    # Reading an article needs the database, which is unreachable here.
+    # Reading an article needs a database; neither is reachable here.
     response = app.test_client().get("/api/v1/articles/1", headers=key)
-    body = assert_problem(response, 500)
+    body = assert_problem(response, 503, READ_ONLY)
     assert "postgresql connect" in touched  # the tripwire the other tests rely on works
     assert "psycopg2" not in body["detail"] and "OperationalError" not in body["detail"]
+
+
+def test_a_write_without_the_primary_is_a_503_problem_then_refused_without_trying(
+    app: Flask, key: dict[str, str], touched: list[str]
+) -> None:
+    def post() -> Any:
+        return app.test_client().post("/api/v1/articles", headers=key, json={"title": "t", "body": "b"})
+
+    first = post()
+    assert_problem(first, 503, READ_ONLY)
+    assert 1 <= int(first.headers["Retry-After"]) <= 5
+    assert "postgresql connect" in touched
+    touched.clear()
+    # The primary's breaker is open now: the next write is refused before any connection attempt.
+    assert_problem(post(), 503, READ_ONLY)
+    assert "postgresql connect" not in touched

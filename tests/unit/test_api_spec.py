@@ -35,11 +35,11 @@ API = "/api/v1"
 #: Every operation, and the error statuses it must document (besides "default").
 OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("/api/v1/articles", "get"): {401, 422},
-    ("/api/v1/articles", "post"): {400, 401, 413, 415, 422},
+    ("/api/v1/articles", "post"): {400, 401, 413, 415, 422, 503},
     ("/api/v1/articles/popular", "get"): {401},
     ("/api/v1/articles/{article_id}", "get"): {401, 404},
-    ("/api/v1/articles/{article_id}", "patch"): {400, 401, 403, 404, 413, 415, 422},
-    ("/api/v1/articles/{article_id}", "delete"): {401, 403, 404},
+    ("/api/v1/articles/{article_id}", "patch"): {400, 401, 403, 404, 413, 415, 422, 503},
+    ("/api/v1/articles/{article_id}", "delete"): {401, 403, 404, 503},
     ("/api/v1/me", "get"): {401},
 }
 KEY_REQUIRED = {("/api/v1/articles", "post"), ("/api/v1/articles/{article_id}", "patch")}

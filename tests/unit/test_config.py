@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, Settings
+from app.config import (
+    RETRY_BACKOFF_MAX,
+    TASK_TIME_LIMIT,
+    VISIBILITY_MARGIN,
+    ConfigError,
+    Settings,
+    visibility_timeout,
+)
 
 STRONG = "x" * 48
 
@@ -62,6 +69,7 @@ def test_explicit_database_url_wins() -> None:
         ("SESSION_COOKIE_SECURE", "maybe"),
         ("LOG_LEVEL", "LOUD"),
         ("REPLICA_MAX_LAG_SECONDS", "-1"),
+        ("REDIS_RETRIES", "11"),
     ],
 )
 def test_invalid_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
@@ -81,3 +89,29 @@ def test_celery_reliability_settings() -> None:
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
+
+
+def test_the_visibility_timeout_outlasts_every_legitimate_hold() -> None:
+    """Nothing is redelivered while its worker still holds it: the longest retry countdown,
+    then the longest run, fit under the visibility timeout (any retry without its own
+    countdown waits at most as long as a backoff)."""
+    conf = settings().celery_config()
+    transport = conf["broker_transport_options"]
+    longest_hold = RETRY_BACKOFF_MAX + conf["task_time_limit"]
+    assert transport["visibility_timeout"] > longest_hold
+    assert conf["task_annotations"]["*"]["default_retry_delay"] <= RETRY_BACKOFF_MAX
+    assert transport["visibility_timeout"] == visibility_timeout(TASK_TIME_LIMIT, RETRY_BACKOFF_MAX, VISIBILITY_MARGIN)
+
+
+def test_a_task_held_by_a_killed_worker_is_redelivered_within_two_minutes() -> None:
+    """Redelivery comes at the first sweep of a surviving worker after the visibility timeout;
+    kombu sweeps every ``unacked_restore_interval`` x ``unacked_restore_throttle`` seconds."""
+    transport = settings().celery_config()["broker_transport_options"]
+    sweep = transport["unacked_restore_interval"] * transport["unacked_restore_throttle"]
+    assert transport["visibility_timeout"] + sweep <= 120
+    assert transport["unacked_mutex_expire"] <= 60, "a worker killed mid-sweep blocks sweeps this long"
+
+
+def test_visibility_timeout_follows_the_limits() -> None:
+    assert visibility_timeout(90, 15, 10) == 115
+    assert visibility_timeout(300, 60, 10) == 370

@@ -7,7 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.database.routing import PRIMARY, REPLICA, LagLimits, ReplicaMonitor, decide_read_target
+from app.breaker import Breaker
+from app.database.routing import (
+    PRIMARY,
+    REPLICA,
+    REPLICA_BEHIND_READ_ONLY,
+    LagLimits,
+    ReplicaMonitor,
+    decide_read_target,
+    read_only_error,
+)
 from app.database.wal import ReplicaPosition, parse_lsn
 from tests.support import FakeClock
 
@@ -66,6 +75,42 @@ def test_replica_that_is_not_streaming_or_promoted_is_skipped() -> None:
     assert decide_read_target(position(in_recovery=False), None, LIMITS).target == PRIMARY
 
 
+@pytest.mark.parametrize(
+    "pos",
+    [position(), position(streaming=False), position(lag=600.0), position(replay=0, receive=2_000_000)],
+    ids=["healthy", "not-streaming", "lagging-seconds", "lagging-bytes"],
+)
+def test_with_the_primary_down_every_read_goes_to_a_reachable_replica(pos: ReplicaPosition) -> None:
+    decision = decide_read_target(pos, None, LIMITS, primary_up=False)
+    assert (decision.target, decision.reason) == (REPLICA, "primary_down")
+
+
+def test_with_the_primary_down_a_writer_reads_a_replica_behind_its_write_and_is_told() -> None:
+    assert decide_read_target(position(replay=5000), 5000, LIMITS, primary_up=False).reason == "primary_down"
+    decision = decide_read_target(position(replay=4999), 5000, LIMITS, primary_up=False)
+    assert (decision.target, decision.reason) == (REPLICA, REPLICA_BEHIND_READ_ONLY)
+
+
+def test_with_both_databases_down_the_read_goes_to_the_primary_which_refuses_it() -> None:
+    assert decide_read_target(None, None, LIMITS, primary_up=False).target == PRIMARY
+
+
+def test_the_primary_breaker_says_when_to_retry() -> None:
+    clock = FakeClock()
+    breaker = Breaker("primary database", 3.0, clock=clock)
+    assert breaker.closed and breaker.seconds_left == 0
+    breaker.trip(ConnectionError("refused"))
+    assert not breaker.closed
+    assert read_only_error(breaker).retry_after == 3
+    clock.now += 2.5
+    assert read_only_error(breaker).retry_after == 1, "rounded up, never 0"
+    clock.now += 0.5
+    assert breaker.closed, "the next write tries the primary again"
+    breaker.trip(ConnectionError("refused"))
+    breaker.reset()  # a connection to the primary succeeded
+    assert breaker.closed
+
+
 class FakeEngine:
     """Stands in for the replica's engine: its connections are only handed to ``read_position``."""
 
@@ -98,3 +143,16 @@ def test_monitor_backs_off_after_failure_and_caches_positions() -> None:
     assert monitor.position() is None, "still backing off"
     clock.now += 0.2
     assert monitor.position() == position(replay=10)
+
+
+def test_monitor_keeps_a_lagging_replica_for_read_only_mode() -> None:
+    clock = FakeClock()
+    lagging = position(lag=60.0)
+    monitor = ReplicaMonitor(
+        FakeEngine, LIMITS, cache_seconds=0.02, backoff_seconds=5.0, clock=clock, read_position=lambda _c: lagging
+    )
+    assert monitor.position(lagging_ok=True) == lagging
+    assert monitor.position() is None, "backing off: the primary serves while it is up"
+    assert monitor.position(lagging_ok=True) == lagging, "the primary is down: the replica is all there is"
+    monitor.mark_unavailable("connection refused")
+    assert monitor.position(lagging_ok=True) is None, "an unreachable replica serves nobody"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from worker.tasks import accounts, articles, smoke
+from worker.tasks import accounts, articles, outbox, smoke
 
 #: Every module the worker loads tasks from.
-TASK_MODULES: tuple[ModuleType, ...] = (smoke, articles, accounts)
+TASK_MODULES: tuple[ModuleType, ...] = (smoke, articles, accounts, outbox)
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from celery import shared_task
 from flask import current_app
 
 from app import task_names
+from app.config import RETRY_BACKOFF_MAX
 from app.services import mail
 
 
@@ -16,9 +17,11 @@ from app.services import mail
     bind=True,
     autoretry_for=(smtplib.SMTPException, OSError),
     retry_backoff=5,
-    retry_backoff_max=300,
+    # Countdowns stay under the visibility timeout (app.config); more of them keep an SMTP
+    # outage of a few minutes covered.
+    retry_backoff_max=RETRY_BACKOFF_MAX,
     retry_jitter=True,
-    max_retries=6,
+    max_retries=20,
 )
 def send_email(self, to: str, subject: str, body: str) -> None:  # noqa: ANN001 - bound task
     """Send one message, at most once per task id: a redelivered task (worker lost after the

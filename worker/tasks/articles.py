@@ -6,6 +6,7 @@ from celery import shared_task
 from sqlalchemy.exc import DBAPIError
 
 from app import task_names
+from app.config import RETRY_BACKOFF_MAX
 from app.services import processing, view_counts
 
 #: Pending view counts reach PostgreSQL every 2 s (an expired tick is dropped, not queued up).
@@ -18,7 +19,7 @@ BEAT_SCHEDULE = {
     name=task_names.PROCESS_ARTICLE,
     autoretry_for=(DBAPIError,),
     retry_backoff=2,
-    retry_backoff_max=60,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
     retry_jitter=True,
     max_retries=5,
 )
