@@ -7,16 +7,16 @@ hash is stored, and it is never put in the session or a redirect. That response 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, g, make_response, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, g, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from app.identity import login_required
 from app.models import ApiKey
 from app.models.base import BIGINT_MAX
 from app.services import accounts
-from app.services.errors import NotFound, ValidationFailed
+from app.services.errors import ValidationFailed
 from app.services.queries import api_keys_of, articles_by_author
-from app.web.forms import ActionForm, ApiKeyForm, add_service_errors
+from app.web.forms import ActionForm, ApiKeyForm, add_service_errors, require_action_form
 
 bp = Blueprint("account", __name__)
 
@@ -63,11 +63,7 @@ def create_key() -> ResponseReturnValue:
 @bp.post(f"/account/keys/<int(max={BIGINT_MAX}):key_id>/revoke")
 @login_required
 def revoke_key(key_id: int) -> ResponseReturnValue:
-    if not ActionForm().validate_on_submit():  # CSRFProtect has already refused a bad token
-        abort(400)
-    try:
-        key = accounts.revoke_api_key(g.user, key_id)
-    except NotFound:
-        abort(404)
+    require_action_form()
+    key = accounts.revoke_api_key(g.user, key_id)
     flash(f"API key “{key.name}” revoked. Programs using it can no longer sign in.", "success")
     return redirect(url_for("account.index"))

@@ -6,7 +6,7 @@ The session itself is app.identity's: ``login_user`` starts it under a new sessi
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from app import identity
@@ -14,13 +14,13 @@ from app.services import accounts
 from app.services.errors import Conflict, ReadOnly, ValidationFailed
 from app.web.errors import refuse_on_form
 from app.web.forms import (
-    ActionForm,
     LoginForm,
     RegisterForm,
     add_errors,
     add_service_errors,
     form_status,
     local_path,
+    require_action_form,
 )
 
 bp = Blueprint("auth", __name__)
@@ -71,8 +71,7 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    if not ActionForm().validate_on_submit():  # CSRFProtect has already refused a bad token
-        abort(400)
+    require_action_form()
     # No flash afterwards: it would save the session again, and logging out deletes it.
     identity.logout_user()
     return redirect(url_for("pages.index"))

@@ -19,12 +19,14 @@ from flask import Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import Forbidden as ForbiddenPage
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as NotFoundPage
 
 from app.api.problems import is_api_path, read_only_problem
 from app.database import db
 from app.identity import load_session_user
-from app.services.errors import ReadOnly
+from app.services.errors import Forbidden, NotFound, ReadOnly
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +152,18 @@ PAGE_HANDLERS: frozenset[Callable[..., ResponseReturnValue]] = frozenset(
 )
 
 
+def refused_page(error: NotFound | Forbidden) -> ResponseReturnValue:
+    """A service's NotFound or Forbidden on a page: the 404 or 403 page (the API's own
+    blueprint handler answers its paths with problem+json before this one is looked up)."""
+    return client_error_page(NotFoundPage() if isinstance(error, NotFound) else ForbiddenPage())
+
+
 def register_error_pages(app: Flask) -> None:
     for code in PAGE_ERRORS:
         if code != 500:
             app.register_error_handler(code, client_error_page)
     app.register_error_handler(500, server_error_page)
     app.register_error_handler(ReadOnly, read_only_page)
+    app.register_error_handler(NotFound, refused_page)
+    app.register_error_handler(Forbidden, refused_page)
     app.register_error_handler(CSRFError, csrf_error_page)

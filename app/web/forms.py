@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import abort, request
 from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
@@ -119,6 +119,13 @@ class ApiKeyForm(FlaskForm):
         validators=[DataRequired(), Length(max=KEY_NAME_MAX)],
         description="Where the key is used, e.g. “newsletter script”.",
     )
+
+
+def require_action_form() -> None:
+    """A button's POST (an ActionForm): anything but a valid one is a 400 (CSRFProtect has
+    already refused a bad token before the view ran)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
 
 
 def form_status() -> int:

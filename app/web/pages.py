@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from app.identity import login_required
 from app.models.base import BIGINT_MAX
 from app.services import articles, view_counts
-from app.services.errors import Forbidden, NotFound, ReadOnly, ValidationFailed
+from app.services.errors import ReadOnly, ValidationFailed
 from app.services.queries import (
     MAX_PAGE,
     cached_article,
@@ -26,7 +26,7 @@ from app.services.queries import (
     popular_articles,
 )
 from app.web.errors import refuse_on_form
-from app.web.forms import ActionForm, ArticleForm, add_service_errors, form_status
+from app.web.forms import ActionForm, ArticleForm, add_service_errors, form_status, require_action_form
 
 bp = Blueprint("pages", __name__)
 
@@ -121,10 +121,6 @@ def edit(article_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             articles.update_article(g.user, article_id, form.article_data())
-        except NotFound:
-            abort(404)
-        except Forbidden:
-            abort(403)
         except ValidationFailed as exc:
             add_service_errors(form, exc.errors)
         except ReadOnly:
@@ -138,13 +134,7 @@ def edit(article_id: int) -> ResponseReturnValue:
 @bp.post(f"/articles/{ARTICLE}/delete")
 @login_required
 def delete(article_id: int) -> ResponseReturnValue:
-    if not ActionForm().validate_on_submit():  # CSRFProtect has already refused a bad token
-        abort(400)
-    try:
-        articles.delete_article(g.user, article_id)
-    except NotFound:
-        abort(404)
-    except Forbidden:
-        abort(403)
+    require_action_form()
+    articles.delete_article(g.user, article_id)
     flash("Article deleted.", "success")
     return redirect(url_for("account.index"))
