@@ -35,5 +35,9 @@ class Breaker:
             log.warning("%s unavailable, skipped for %.0fs: %s", self.name, self.seconds, exc)
         self._open_until = self._clock() + self.seconds
 
+    def hold(self, seconds: float) -> None:
+        """Stay open for at least ``seconds`` from now, without logging (a probe is under way)."""
+        self._open_until = max(self._open_until, self._clock() + seconds)
+
     def reset(self) -> None:
         self._open_until = float("-inf")

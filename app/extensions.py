@@ -4,6 +4,7 @@ with the routing session in app.database), and the Redis clients, sessions and C
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from celery import Celery, Task
@@ -12,10 +13,21 @@ from flask_migrate import Migrate
 from flask_session.redis import RedisSessionInterface
 from flask_wtf import CSRFProtect
 
-from app.redis_clients import counter_client, redis_client
+from app.redis_clients import Outage, counter_client, redis_client
 
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def server_outage(app: Flask, url: str) -> Outage | None:
+    """The outage breaker that every client of the Redis server at ``url`` shares in this process
+    (none with REDIS_RETRIES=0). See app.redis_clients."""
+    if app.extensions["settings"].redis_retries <= 0:
+        return None
+    parts = urlsplit(url)
+    server = f"{parts.hostname}:{parts.port or 6379}"
+    outages: dict[str, Outage] = app.extensions.setdefault("redis_outages", {})
+    return outages.setdefault(server, Outage(f"Redis at {server}"))
 
 
 def init_redis(app: Flask) -> None:
@@ -23,9 +35,10 @@ def init_redis(app: Flask) -> None:
     view counts, which must never be resent) and the `cache` service. See app.redis_clients."""
     settings = app.extensions["settings"]
     retries = settings.redis_retries
-    app.extensions["redis"] = redis_client(settings.redis_url, retries)
-    app.extensions["redis_counters"] = counter_client(settings.redis_url, retries)
-    app.extensions["cache_redis"] = redis_client(settings.cache_url, retries)
+    outage = server_outage(app, settings.redis_url)
+    app.extensions["redis"] = redis_client(settings.redis_url, retries, outage)
+    app.extensions["redis_counters"] = counter_client(settings.redis_url, retries, outage)
+    app.extensions["cache_redis"] = redis_client(settings.cache_url, retries, server_outage(app, settings.cache_url))
 
 
 class UnreadSession(RedisSessionInterface.session_class):

@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from app.extensions import server_outage
 from app.redis_clients import counter_client_options
 from app.services.keys import bearer_token, hash_key, looks_like_key
 
@@ -58,7 +59,8 @@ def init_limits(app: Flask) -> Limiter:
     settings = app.extensions["settings"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_url)
     if settings.ratelimit_storage_url.startswith(("redis://", "rediss://")):
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", counter_client_options(settings.redis_retries))
+        outage = server_outage(app, settings.ratelimit_storage_url)
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", counter_client_options(settings.redis_retries, outage))
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
