@@ -27,13 +27,16 @@ from app.redis_clients import (
     BACKOFF_CAP,
     CONNECT_PATIENCE,
     CONNECT_TIMEOUT,
+    OUTAGE_HOLD,
+    Outage,
+    RedisUnavailable,
     counter_client,
     counter_client_options,
     redis_client,
     retry_budget,
     retrying_client_options,
 )
-from tests.support import UNIT_ENV, offline_app
+from tests.support import UNIT_ENV, FakeClock, offline_app
 
 RETRIES = 3
 #: What redis-py sends on a new connection before the command (CLIENT SETINFO; SELECT for a db).
@@ -214,3 +217,76 @@ def test_the_app_counts_views_and_limiter_hits_with_the_counter_client() -> None
     limited = create_app(Settings.from_env({**UNIT_ENV, "RATELIMIT_STORAGE_URL": "redis://127.0.0.1:1/3"}))
     expected = counter_client_options(limited.extensions["settings"].redis_retries)["retry"]
     assert limited.config["RATELIMIT_STORAGE_OPTIONS"]["retry"] == expected
+
+
+def test_after_connecting_failed_connecting_fails_at_once_until_a_probe_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Redis down a request must not wait on every Redis call: the clients of one server
+    share an Outage; after a failure, nothing is tried for OUTAGE_HOLD, then one probe is."""
+    clock = FakeClock()
+    outage = Outage("Redis", clock=clock)
+    lookups: list[str] = []
+    resolve = socket.getaddrinfo
+
+    def stopped(host: str, *_: object, **__: object) -> None:
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stopped)
+    sessions = redis_client("redis://redis:6379/2", RETRIES, outage)
+    counters = counter_client("redis://redis:6379/2", RETRIES, outage)
+    with pytest.raises(redis.ConnectionError, match="Name or service not known"):
+        sessions.get("k")
+    for client in (sessions, counters, sessions):
+        with pytest.raises(RedisUnavailable):
+            client.get("k")
+    assert lookups == ["redis"], "nothing was tried while the breaker was open"
+    clock.now += OUTAGE_HOLD
+    with pytest.raises(redis.ConnectionError, match="Name or service not known"):
+        counters.hincrby("views", "1", 1)  # the probe, which fails: open again
+    assert lookups == ["redis", "redis"]
+    with pytest.raises(RedisUnavailable):
+        sessions.get("k")
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    clock.now += OUTAGE_HOLD
+    with FaultyRedis(unready=0, reply=True) as faulty:
+        back = counter_client(faulty.url, RETRIES, outage)
+        assert back.hincrby("views", "1", 1) == 1  # the probe succeeds: closed
+        assert not outage.down
+        assert back.hincrby("views", "1", 1) == 1
+
+
+def test_while_one_caller_probes_the_others_fail_at_once() -> None:
+    clock = FakeClock()
+    outage = Outage("Redis", clock=clock)
+    outage.failed(redis.ConnectionError("refused"))
+    with pytest.raises(RedisUnavailable):
+        outage.check()
+    clock.now += OUTAGE_HOLD
+    outage.check()  # this caller probes
+    with pytest.raises(RedisUnavailable):
+        outage.check()
+    outage.connected()
+    outage.check()
+
+
+def test_the_clients_of_one_redis_server_share_its_outage() -> None:
+    app = create_app(
+        Settings.from_env(
+            {
+                **UNIT_ENV,
+                "REDIS_RETRIES": "3",
+                "REDIS_URL": "redis://redis:6379/2",
+                "RATELIMIT_STORAGE_URL": "redis://redis:6379/3",
+                "CACHE_REDIS_URL": "redis://cache:6379/0",
+            }
+        )
+    )
+    outage = app.extensions["redis"].connection_pool.connection_kwargs["outage"]
+    assert isinstance(outage, Outage)
+    assert app.extensions["redis_counters"].connection_pool.connection_kwargs["outage"] is outage
+    assert app.config["RATELIMIT_STORAGE_OPTIONS"]["outage"] is outage
+    cache_outage = app.extensions["cache_redis"].connection_pool.connection_kwargs["outage"]
+    assert isinstance(cache_outage, Outage) and cache_outage is not outage
+    assert "outage" not in offline_app().extensions["redis"].connection_pool.connection_kwargs
