@@ -12,7 +12,7 @@ COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up down clean logs ps seed test test-unit test-integration test-e2e test-clean lint
+.PHONY: help prepare build up deploy down clean logs ps seed test test-unit test-integration test-e2e test-clean lint
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,10 +25,14 @@ prepare: ## Install what is missing, create .env, make sure base images exist
 build: prepare ## Build the app image
 	$(COMPOSE) build web
 
-up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .env) and wait until healthy
+up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .env) and wait until healthy; on a running stack, new code rolls out as with make deploy
+	@scripts/deploy.sh --if-changed
 	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans $(SCALE)
 	@$(COMPOSE) exec -T web flask seed --if-empty
 	@scripts/after-up.sh
+
+deploy: build ## Roll out new code without a failed request: migrate, then replace web, worker and beat (scripts/deploy.sh)
+	@scripts/deploy.sh
 
 down: ## Stop the stack (data volumes are kept)
 	$(COMPOSE) --profile test down --remove-orphans
@@ -48,8 +52,8 @@ ps: ## Show the services and their health
 # The tests run in a compose project of their own (scripts/test.sh): newsdesk-test, nginx on
 # 127.0.0.1:8180 (TEST_PROJECT, TEST_HTTP_PORT), removed afterwards unless KEEP=1. The user's
 # stack and its data are never touched.
-test: ## Unit, integration, e2e tests in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
-	@scripts/test.sh unit integration e2e
+test: ## Unit, integration, e2e tests and the short chaos suite in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
+	@scripts/test.sh unit integration e2e chaos
 
 test-unit: ## Unit tests (no services), in the app image, in the test project
 	@scripts/test.sh unit
@@ -70,7 +74,7 @@ lint: build ## Ruff (checks and format), and mypy on app/ and worker/ in the tes
 	$(COMPOSE) --profile test build test
 	$(COMPOSE) --profile test run --rm --no-deps test mypy --cache-dir /tmp/mypy-cache
 
-.PHONY: loadtest bench
+.PHONY: loadtest bench chaos
 
 loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10 DURATION=60s [LOCUST_WORKERS=2] [MAX_P95_MS=500]
 	@scripts/venv.sh
@@ -81,3 +85,7 @@ loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10
 bench: build ## Scaling benchmark (1, 2, 4 replicas at 0.25 CPU) in its own compose project: reports/bench/, README
 	@scripts/venv.sh
 	$(VENV)/python -m tools.bench --command "make bench"
+
+chaos: build ## Faults one at a time under load (deploy, kills, restarts, outages), data checked after each, in its own project (newsdesk-chaos, :8280): reports/chaos/summary.md; FAULTS=deploy,redis-restart picks some
+	@scripts/venv.sh
+	$(VENV)/python -m tools.chaos --faults $(or $(FAULTS),all)

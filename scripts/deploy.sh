@@ -2,9 +2,10 @@
 # `make deploy`: put the image `make build` just built into service, without a failed request.
 #
 #   scripts/deploy.sh               migrate, then replace web, worker and beat
-#   scripts/deploy.sh --if-changed  the same, only if a running app container is out of date
-#                                   (another image, or another compose configuration); what
-#                                   `make up` runs on a running stack
+#   scripts/deploy.sh --if-changed  the same, only if web is running and an app container is out
+#                                   of date (another image, or another compose configuration):
+#                                   what `make up` runs first, so that on a running stack new code
+#                                   rolls out this way instead of every container being recreated
 #
 # The pattern is wowu/docker-rollout's (scale to twice the replicas with --no-recreate, wait
 # until the new ones are healthy, stop the old ones), plus what nginx needs:
@@ -42,12 +43,21 @@ esac
 
 running() { docker compose ps -q --status running "$1"; }
 
-[ -n "$(running web)" ] || die "web is not running in project $project: 'make up' starts the stack"
+if [ -z "$(running web)" ]; then
+  [ "$if_changed" = 0 ] || exit 0 # make up: nothing runs yet, compose starts it all
+  die "web is not running in project $project: 'make up' starts the stack"
+fi
 
-# An app container is out of date when compose would recreate it (another image, another
-# configuration): ask compose itself, in a dry run.
+# An app container is out of date when it runs another image than the one just built, or when
+# compose would recreate it for another reason (its configuration: asked of compose in a dry run,
+# which does not compare images).
 out_of_date() {
-  docker compose --dry-run up -d --no-deps web worker beat 2>&1 | grep -Eq 'Recreate|Creat'
+  local image id
+  image="$(docker image inspect -f '{{.Id}}' "${APP_IMAGE:-newsdesk-app:latest}")"
+  for id in $(running web) $(running worker) $(running beat); do
+    [ "$(docker inspect -f '{{.Image}}' "$id")" = "$image" ] || return 0
+  done
+  docker compose --dry-run up -d --no-deps web worker beat 2>&1 | grep -q Recreate
 }
 if [ "$if_changed" = 1 ] && ! out_of_date; then
   say "web, worker and beat run the current image and configuration: nothing to deploy"

@@ -3,7 +3,8 @@
 # (newsdesk-test), nginx on 127.0.0.1:TEST_HTTP_PORT (8180), its own containers, network and
 # volumes. The user's stack (project newsdesk) and its data are never touched.
 #
-#   scripts/test.sh [unit] [integration] [e2e]   the suites to run (default: all three, in this order)
+#   scripts/test.sh [unit] [integration] [e2e] [chaos]   the suites to run (default: all, in this order;
+#                                                        chaos: the short version of make chaos)
 #   scripts/test.sh clean                        remove the test project (what KEEP=1 left running)
 #
 # The test project is set up as `make up` sets up the user's (it runs `make up` in it) and is
@@ -34,9 +35,9 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit integration e2e)
+[ ${#suites[@]} -gt 0 ] || suites=(unit integration e2e chaos)
 for suite in "${suites[@]}"; do
-  case "$suite" in unit | integration | e2e) ;; *) die "unknown suite '$suite' (unit, integration, e2e)" ;; esac
+  case "$suite" in unit | integration | e2e | chaos) ;; *) die "unknown suite '$suite' (unit, integration, e2e, chaos)" ;; esac
 done
 
 started=$SECONDS
@@ -122,17 +123,26 @@ fi
 if wants unit; then
   stage unit in_image tests/unit || true
 fi
-if wants integration || wants e2e; then
+# The short chaos suite: a rolling deploy, a Redis restart and a primary stop under load, with
+# the data checked after each (the promises CI guards; make chaos runs every fault).
+chaos() {
+  .venv/bin/python -m tools.chaos --attach --project "$COMPOSE_PROJECT_NAME" --port "$HTTP_PORT" \
+    --faults short --report reports/chaos/make-test.md
+}
+
+if wants integration || wants e2e || wants chaos; then
   stack_started=1
   if stage stack stack; then stack_up=1; fi
 fi
-for suite in integration e2e; do
+for suite in integration e2e chaos; do
   wants "$suite" || continue
   if [ "$stack_up" -ne 1 ]; then
     skip "$suite" "no stack"
   elif [ "$suite" = integration ]; then
     stage integration in_image tests/integration || true
-  else
+  elif [ "$suite" = e2e ]; then
     stage e2e .venv/bin/pytest -q tests/e2e || true
+  else
+    stage chaos chaos || true
   fi
 done

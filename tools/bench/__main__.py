@@ -26,8 +26,9 @@ from typing import Any
 from dotenv import dotenv_values
 
 from tools.bench import report as reports
-from tools.bench.compose import ROOT, BenchError, say
+from tools.bench.compose import BenchError, say
 from tools.bench.measure import Benchmark
+from tools.shell import ROOT
 
 
 def env(name: str, default: str) -> str:
