@@ -223,7 +223,12 @@ class Settings:
         return {
             "SECRET_KEY": self.secret_key or "insecure-development-key-not-for-production",
             "SQLALCHEMY_DATABASE_URI": self.database_url,
-            "SQLALCHEMY_BINDS": {"replica": {"url": self.replica_url, **engine_options}},
+            # Reads on the replica run in autocommit: a request that reads there and then writes
+            # commits the primary alone, so a replica that goes away under it (a restart) can
+            # fail neither its commit nor the end of its session; no snapshot is held either.
+            "SQLALCHEMY_BINDS": {
+                "replica": {"url": self.replica_url, **engine_options, "isolation_level": "AUTOCOMMIT"}
+            },
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
             "SQLALCHEMY_RECORD_QUERIES": False,
             "SESSION_COOKIE_SECURE": self.session_cookie_secure,

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 PROCESS_ARTICLE = "articles.process"
 FLUSH_VIEWS = "articles.flush_views"
+REQUEUE_STUCK_ARTICLES = "articles.requeue_stuck"
 SEND_EMAIL = "accounts.send_email"
 SMOKE_PING = "smoke.ping"
 SMOKE_SLEEP = "smoke.sleep"
 RELAY_OUTBOX = "outbox.relay"
 PURGE_OUTBOX = "outbox.purge"
 
-ALL = frozenset({PROCESS_ARTICLE, FLUSH_VIEWS, SEND_EMAIL, SMOKE_PING, SMOKE_SLEEP, RELAY_OUTBOX, PURGE_OUTBOX})
+ALL = frozenset(
+    {
+        PROCESS_ARTICLE,
+        FLUSH_VIEWS,
+        REQUEUE_STUCK_ARTICLES,
+        SEND_EMAIL,
+        SMOKE_PING,
+        SMOKE_SLEEP,
+        RELAY_OUTBOX,
+        PURGE_OUTBOX,
+    }
+)

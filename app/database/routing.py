@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +56,9 @@ REPLICA = "replica"
 REPLICA_BEHIND_READ_ONLY = "primary_down_replica_behind"
 #: How long the primary is skipped after a connection to it failed.
 PRIMARY_BREAKER_SECONDS = 3.0
+#: Seconds a web replica waits for a connection to a database (name lookup included) before it
+#: counts it as down: one is made in milliseconds, and a refused write answers within 1 s.
+CONNECT_SECONDS = 0.5
 
 # Keys in Session.info for the current transaction.
 _WROTE = "newsdesk.wrote"
@@ -275,6 +280,18 @@ class RoutingSession(FlaskSQLAlchemySession):
     after-commit queue (app.database.unit_of_work).
     """
 
+    def close(self) -> None:
+        """End the session (Flask-SQLAlchemy does at every request's end). A connection that died
+        meanwhile (its server restarted) fails the rollback that closing does: it is discarded
+        rather than turning an answered request into an error."""
+        try:
+            super().close()
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("a database connection died before the session ended; discarded: %s", error.orig)
+            self.invalidate()
+
     def get_bind(
         self,
         mapper: Any | None = None,
@@ -414,10 +431,47 @@ def watch_primary(engine: sa.Engine, breaker: Breaker) -> None:
         breaker.reset()
 
 
+def connect_within(engine: sa.Engine, seconds: float) -> None:
+    """Connect to ``engine``'s server cooperatively and give up after ``seconds`` (under gevent,
+    where psycopg2 connects asynchronously). libpq resolves the host name with a blocking
+    getaddrinfo, which stalls every request of the process while Docker's DNS takes its time
+    (seconds, now and then, for a stopped service's name); here the name is resolved through
+    gevent first and handed to libpq as ``hostaddr``. And libpq's own ``connect_timeout``
+    cannot go below 2 s, while a write refused in read-only mode must answer within 1 s. A
+    failure is a DBAPI OperationalError, so it trips the breaker like any other."""
+    if not gevent_patched():
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        import gevent
+
+        host = cparams.get("host")
+        error = dialect.loaded_dbapi.OperationalError
+        try:
+            with gevent.Timeout(seconds):
+                if host and not host.startswith("/") and not cparams.get("hostaddr"):
+                    found = socket.getaddrinfo(host, cparams.get("port") or 5432, type=socket.SOCK_STREAM)
+                    cparams = {**cparams, "hostaddr": found[0][4][0]}
+                return dialect.connect(*cargs, **cparams)
+        except gevent.Timeout as timeout:
+            raise error(f"could not connect to {host} within {seconds:g} s") from timeout
+        except socket.gaierror as failure:
+            raise error(f"could not translate host name {host!r} to an address: {failure}") from failure
+
+
+def gevent_patched() -> bool:
+    """Whether this process runs under gevent's monkey-patching (the web replicas do)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
 def init_router(app: Any, primary: sa.Engine, replica: Callable[[], sa.Engine]) -> Router:
     settings = app.extensions["settings"]
     breaker = Breaker("primary database", PRIMARY_BREAKER_SECONDS)
     watch_primary(primary, breaker)
+    connect_within(primary, CONNECT_SECONDS)
+    connect_within(replica(), CONNECT_SECONDS)
     router = Router(
         ReplicaMonitor(
             replica,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from app import text
+from app import task_names, text
 from app.database import db, on_commit, use_primary
 from app.models import Article, ArticleTerm
-from app.models.article import STATUS_READY
+from app.models.article import STATUS_PROCESSING, STATUS_READY
+from app.services import outbox
 from app.services.cache import invalidate_article
 
 log = logging.getLogger(__name__)
@@ -71,3 +73,30 @@ def process_article(article_id: int) -> bool:
     db.session.commit()
     log.info("article %s processed", article_id, extra={"keywords": keywords, "changed": changed})
     return True
+
+
+#: An article still `processing` this long after its last change has lost its task (its
+#: retries all fell in a long database outage, say): the sweep sends the task again.
+STUCK_AFTER = timedelta(minutes=2)
+
+
+@use_primary
+def requeue_stuck(limit: int = 100) -> int:
+    """Send the processing task again (through the outbox) for articles left `processing`;
+    processing is idempotent, so a task that was only late does no harm. Returns how many."""
+    ids = (
+        db.session.execute(
+            sa.select(Article.id)
+            .where(Article.status == STATUS_PROCESSING, Article.updated_at < sa.func.now() - STUCK_AFTER)
+            .order_by(Article.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    for article_id in ids:
+        outbox.add_task(task_names.PROCESS_ARTICLE, article_id)
+    db.session.commit()
+    if ids:
+        log.warning("articles still processing after %s: task sent again", STUCK_AFTER, extra={"article_ids": ids})
+    return len(ids)
