@@ -175,3 +175,25 @@ def test_purge_deletes_published_rows_past_the_retention(app: Flask) -> None:
                 conn.execute(sa.update(OutboxMessage).where(OutboxMessage.id == id_).values(published_at=published_at))
         assert outbox.purge(retention=timedelta(days=1)) == 1
         assert sorted(str(row.id) for row in outbox_rows()) == sorted([recent, unpublished])
+
+
+def test_articles_left_processing_are_sent_again_through_the_outbox(app: Flask) -> None:
+    """A task whose retries all fell in a long outage leaves its article `processing`: the sweep
+    (beat, every minute) sends it again; a fresh article's task is not sent twice."""
+    from app.services import processing
+
+    with app.app_context():
+        author = register()
+        stuck = articles.create_article(author, {"title": "Stuck", "body": "Lost its task."})
+        fresh = articles.create_article(author, {"title": "Fresh", "body": "Being processed."})
+        stuck_id, fresh_id = stuck.id, fresh.id
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE articles SET updated_at = now() - interval '10 minutes' WHERE id = :id"),
+                {"id": stuck_id},
+            )
+        before = len(outbox_rows())
+        assert processing.requeue_stuck() == 1
+        added = outbox_rows()[before:]
+    assert [(row.task_name, row.args) for row in added] == [(task_names.PROCESS_ARTICLE, [stuck_id])]
+    assert fresh_id != stuck_id
