@@ -56,8 +56,8 @@ REPLICA = "replica"
 REPLICA_BEHIND_READ_ONLY = "primary_down_replica_behind"
 #: How long the primary is skipped after a connection to it failed.
 PRIMARY_BREAKER_SECONDS = 3.0
-#: Seconds a web replica waits for a connection to a database (name lookup included) before it
-#: counts it as down: one is made in milliseconds, and a refused write answers within 1 s.
+#: Seconds a web replica waits for a database's name to resolve and its port to answer before
+#: it counts it as down (both take milliseconds; a refused write answers within 1 s).
 CONNECT_SECONDS = 0.5
 
 # Keys in Session.info for the current transaction.
@@ -432,13 +432,19 @@ def watch_primary(engine: sa.Engine, breaker: Breaker) -> None:
 
 
 def connect_within(engine: sa.Engine, seconds: float) -> None:
-    """Connect to ``engine``'s server cooperatively and give up after ``seconds`` (under gevent,
-    where psycopg2 connects asynchronously). libpq resolves the host name with a blocking
-    getaddrinfo, which stalls every request of the process while Docker's DNS takes its time
-    (seconds, now and then, for a stopped service's name); here the name is resolved through
-    gevent first and handed to libpq as ``hostaddr``. And libpq's own ``connect_timeout``
-    cannot go below 2 s, while a write refused in read-only mode must answer within 1 s. A
-    failure is a DBAPI OperationalError, so it trips the breaker like any other."""
+    """Under gevent, find out within ``seconds`` whether ``engine``'s server is there at all
+    before libpq connects, cooperatively.
+
+    libpq resolves the host name with a blocking getaddrinfo, which stalls every request of
+    the process while Docker's DNS takes its time (seconds, now and then, for a stopped
+    service's name); and its ``connect_timeout`` cannot go below 2 s, while a write refused in
+    read-only mode must answer within 1 s. So the name is resolved through gevent, a TCP
+    connection to the address is opened and closed (a server that is gone refuses it, or never
+    answers), both within ``seconds``, and libpq is handed the address (``hostaddr``). Only
+    that much is bounded so tightly: a server that is there but slow to authenticate (a
+    loaded machine) gets libpq's own timeout, rather than being taken for a dead one. A failure
+    is a DBAPI OperationalError, so it trips the breaker like any other.
+    """
     if not gevent_patched():
         return
 
@@ -447,17 +453,19 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
         import gevent
 
         host = cparams.get("host")
+        if not host or host.startswith("/") or cparams.get("hostaddr"):
+            return None  # a Unix socket, or an address already: libpq as usual
+        port = int(cparams.get("port") or 5432)
         error = dialect.loaded_dbapi.OperationalError
         try:
             with gevent.Timeout(seconds):
-                if host and not host.startswith("/") and not cparams.get("hostaddr"):
-                    found = socket.getaddrinfo(host, cparams.get("port") or 5432, type=socket.SOCK_STREAM)
-                    cparams = {**cparams, "hostaddr": found[0][4][0]}
-                return dialect.connect(*cargs, **cparams)
+                address = str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+                socket.create_connection((address, port)).close()
         except gevent.Timeout as timeout:
-            raise error(f"could not connect to {host} within {seconds:g} s") from timeout
-        except socket.gaierror as failure:
-            raise error(f"could not translate host name {host!r} to an address: {failure}") from failure
+            raise error(f"{host}:{port} did not answer within {seconds:g} s") from timeout
+        except OSError as failure:  # socket.gaierror included: the name is gone
+            raise error(f"cannot reach {host}:{port}: {failure}") from failure
+        return dialect.connect(*cargs, **{**cparams, "hostaddr": address})
 
 
 def gevent_patched() -> bool:
