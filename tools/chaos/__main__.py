@@ -165,7 +165,9 @@ def write_report(path: Path, rows: list[Row], args: argparse.Namespace, command:
         f"Load: an open-loop mix at {args.rate:g} requests/s through nginx (80% reads: pages and keyed API;"
         f" 20% API writes over {WRITERS * KEYS_PER_WRITER} keys), from {LEAD_S:g} s before each fault to"
         f' {TAIL_S:g} s after its repair. "p99 during" covers the requests due from the fault to its recovery;'
-        ' "recovered" is when the repair was done and every request since got its normal answer.',
+        ' "recovered" is when the repair was done and every request since got its normal answer;'
+        ' "resent": requests sent again on a new connection because nginx had closed the kept-alive one'
+        " before answering (on its graceful reload), as browsers do (see tools/chaos/load.py): not failures.",
         "",
         "| fault | requests | failed | refused (read-only) | resent | p99 during (ms) | recovered (s) | data lost"
         " | result |",
