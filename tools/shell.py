@@ -27,10 +27,16 @@ def say(message: str) -> None:
 
 
 def run(
-    cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` in the repository root; with ``check``, a non-zero exit is a CommandError with its output."""
-    proc = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    """Run ``cmd`` in the repository root (``stdin`` as its input); with ``check``, a non-zero exit is
+    a CommandError with its output."""
+    proc = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, input=stdin)
     if check and proc.returncode != 0:
         output = proc.stdout[-3000:] + proc.stderr[-3000:]
         raise CommandError(f"`{shlex.join(cmd)}` failed ({proc.returncode}):\n{output}")

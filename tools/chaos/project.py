@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -49,13 +47,8 @@ class Project:
         self.redis_db = urlsplit(settings.get("REDIS_URL") or "redis://redis:6379/2").path.strip("/") or "0"
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True, stdin: str | None = None) -> str:
-        cmd = ["docker", "compose", *args]
-        proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, input=stdin)
-        if check and proc.returncode != 0:
-            raise CommandError(
-                f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-            )
-        return proc.stdout
+        """`docker compose` in this project; its stdout."""
+        return run(["docker", "compose", *args], env=self.env, timeout=timeout, check=check, stdin=stdin).stdout
 
     def up(self) -> None:
         """The stack as `make up` starts it: 3 web replicas, 2 workers, seeded."""
@@ -135,7 +128,3 @@ class Project:
             return None
 
         return wait_until(find, timeout, f"a {service} container to log {text!r}", interval=0.5)
-
-
-def now() -> float:
-    return time.monotonic()
