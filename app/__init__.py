@@ -25,8 +25,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.config import Settings
     from app.database import db
     from app.database.routing import init_router
+    from app.response_cache import init_response_cache
     from app.services.cache import init_cache
     from app.services.outbox import init_outbox
+    from app.services.view_counts import ViewBuffer
     from app.web import init_web
 
     settings = settings or Settings.from_env()
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():  # the engines exist (unconnected) once db is bound
         init_router(app, db.engines[None], lambda: db.engines["replica"])
     init_cache(app)
+    app.extensions["views"] = ViewBuffer(app.extensions["redis_counters"], settings.view_flush_seconds)
     extensions.init_sessions(app)
     extensions.csrf.init_app(app)
     extensions.celery_init_app(app)
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_web(app)
     init_api(app)
     limits.init_limits(app)
+    # Outermost, in front of ProxyFix: a hit needs nothing the layers below provide.
+    init_response_cache(app, app.extensions["views"].add)
     register_cli(app)
     return app
 

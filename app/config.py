@@ -141,6 +141,11 @@ class Settings:
     redis_retries: int
     #: This process's replica or worker name (the container's hostname): X-Served-By, heartbeats, /healthz.
     hostname: str = ""
+    #: Memory per web process for cached anonymous responses (app.response_cache); 0 turns that layer off.
+    response_cache_mb: int = 32
+    #: How long a web process gathers view counts before sending them to Redis in one round trip
+    #: (app.services.view_counts): the views a crashed process can lose.
+    view_flush_seconds: float = 1.0
 
     @property
     def is_production(self) -> bool:
@@ -184,6 +189,8 @@ class Settings:
             login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
             redis_retries=env_int(env, "REDIS_RETRIES", 3, 0, 10),
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
+            response_cache_mb=env_int(env, "RESPONSE_CACHE_MB", 32, 0, 4096),
+            view_flush_seconds=env_float(env, "VIEW_FLUSH_SECONDS", 1.0, 0.0, 60.0),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app import text
 from app.database import db
+from app.database.wal import primary_lsn, replica_position
 from app.models import Article, ArticleTerm, User
 from app.models.article import STATUS_READY
 from app.services import cache as article_cache
@@ -347,14 +348,104 @@ def process_unprocessed() -> None:
         )
 
 
+#: Bulk seeding: rows per INSERT ... SELECT (one transaction), and how long to wait for the
+#: replica to replay each before writing the next. 1M rows write more WAL than the replica
+#: slot may hold back (MAX_SLOT_WAL_KEEP_SIZE): a primary that outruns its replica by that
+#: much invalidates the slot, and the replica must be rebuilt.
+BULK_BATCH = 50_000
+BULK_REPLICA_WAIT = 120.0
+#: Distinct texts the bulk rows cycle through (generated, summarised and tagged once).
+BULK_TEXTS = 400
+
+_BULK_INSERT = sa.text(
+    """
+    INSERT INTO articles (author_id, title, body, status, summary, keywords, views, published_at, updated_at)
+    SELECT (:authors)[1 + (g * 7) % cardinality(:authors)],
+           (:titles)[1 + g % cardinality(:titles)],
+           (:bodies)[1 + g % cardinality(:titles)],
+           'ready',
+           (:summaries)[1 + g % cardinality(:titles)],
+           string_to_array((:keywords)[1 + g % cardinality(:titles)], ','),
+           (g * 37) % 1000,
+           published,
+           published
+    FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g,
+         LATERAL (SELECT now() - interval '365 days' * random() AS published) AS p
+    """
+)
+
+
+def bulk_texts(rng: random.Random) -> dict[str, list[str]]:
+    """BULK_TEXTS short articles (a paragraph each), summarised and tagged like processed ones."""
+    drafts = []
+    for _ in range(BULK_TEXTS):
+        title, body = fake_article(rng)
+        drafts.append((title, body.split("\n\n", 1)[0]))
+    terms = [text.terms_of(f"{title}\n\n{body}") for title, body in drafts]
+    df: dict[str, int] = {}
+    for article_terms in terms:
+        for term in article_terms:
+            df[term] = df.get(term, 0) + 1
+    return {
+        "titles": [title for title, _ in drafts],
+        "bodies": [body for _, body in drafts],
+        "summaries": [text.summarize(body, df, len(drafts)) for _, body in drafts],
+        "keywords": [",".join(text.keywords(f"{t}\n\n{b}", df, len(drafts))) for t, b in drafts],
+    }
+
+
+def wait_for_replica(lsn: int, timeout: float) -> bool:
+    """Until the replica has replayed ``lsn`` (False after ``timeout`` s, or with no replica)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with db.engines["replica"].connect() as conn:
+                position = replica_position(conn)
+        except sa.exc.SQLAlchemyError:
+            return False
+        if not position.in_recovery or (position.replay_lsn or 0) >= lsn:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def bulk_articles(author_ids: list[int], count: int, rng: random.Random) -> int:
+    """``count`` processed articles in INSERT ... SELECT batches of BULK_BATCH, each committed
+    and replayed by the replica before the next (no article_terms: nothing is processed)."""
+    texts = bulk_texts(rng)
+    created = 0
+    while created < count:
+        size = min(BULK_BATCH, count - created)
+        db.session.execute(
+            _BULK_INSERT,
+            {"authors": author_ids, "first": created + 1, "last": created + size, **texts},
+        )
+        db.session.commit()
+        created += size
+        with db.engine.connect() as conn:
+            lsn = primary_lsn(conn)
+        if not wait_for_replica(lsn, BULK_REPLICA_WAIT):
+            click.echo(f"seed: the replica is not replaying (at {created} articles); going on without waiting")
+        click.echo(f"seed: {created}/{count} articles")
+    return created
+
+
 @click.command("seed")
 @click.option("--users", "n_users", default=5, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--articles", "n_articles", default=60, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--password", help="Password of the demo users (default: random, printed).")
 @click.option("--if-empty", is_flag=True, help="Do nothing when articles already exist (for `make up`).")
 @click.option("--random-seed", type=int, help="Make the generated text reproducible.")
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Benchmark data: short articles, already processed, in large SQL batches the replica keeps up with "
+    "(1,000,000 in about a minute).",
+)
 @with_appcontext
-def seed(n_users: int, n_articles: int, password: str | None, if_empty: bool, random_seed: int | None) -> None:
+def seed(
+    n_users: int, n_articles: int, password: str | None, if_empty: bool, random_seed: int | None, bulk: bool
+) -> None:
     """Create demo users and articles with bulk inserts (10,000 articles in seconds)."""
     if if_empty and db.session.execute(sa.select(sa.exists().select_from(Article))).scalar():
         click.echo("seed: articles exist already; nothing to do")
@@ -363,12 +454,16 @@ def seed(n_users: int, n_articles: int, password: str | None, if_empty: bool, ra
     rng = random.Random(random_seed)
     password = password or secrets.token_urlsafe(9)
     author_ids = seed_users(n_users, hash_password(password), rng)
-    created = seed_articles(author_ids, n_articles, rng)
-    process_unprocessed()
     # Read inside the writing transaction (so on the primary), before the commit.
     first_email = db.session.execute(sa.select(User.email).where(User.id == author_ids[0])).scalar_one()
+    if bulk:
+        db.session.commit()
+        created = bulk_articles(author_ids, n_articles, rng)
+    else:
+        created = seed_articles(author_ids, n_articles, rng)
+        process_unprocessed()
     db.session.commit()
-    article_cache.invalidate(article_cache.LISTS)
+    article_cache.invalidate(article_cache.LATEST, article_cache.ARCHIVE)
     click.echo(
         f"seed: {n_users} users and {created} articles in {time.perf_counter() - started:.1f}s; "
         f"demo login: {first_email} / {password}"

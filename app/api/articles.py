@@ -1,7 +1,8 @@
-"""Articles: the read path (through the shared cache for anonymous readers) and the author's writes.
+"""Articles: the read path (cached whole for anonymous readers) and the author's writes.
 
-Anonymous reads share the site's cache entries (app.services.cache), so a write
-invalidates what both show. A reader with a key reads directly: read-your-writes routing
+Anonymous reads are cached as whole responses (app.response_cache) in the same namespaces
+as the site's pages, so a write invalidates what both show. A reader with a key reads
+directly: read-your-writes routing
 (app.database.routing) shows a key its own writes at once. Writes go through the
 services, which validate, commit, invalidate and enqueue; nothing here touches the
 database directly.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, after_this_request, request, url_for
+from flask import Response, after_this_request, jsonify, request, url_for
 from flask.views import MethodView
 
 from app.api.blueprint import KEY_OPTIONAL, KEY_REQUIRED, bp
@@ -25,13 +26,15 @@ from app.api.schemas import (
     ArticleSchema,
     PageQuerySchema,
 )
-from app.services import articles, queries, view_counts
-from app.services.errors import NotFound
+from app.response_cache import cached_response
+from app.services import articles, cache, queries, view_counts
+from app.services.errors import NotFound, ValidationFailed
 
 TAGS = ["articles"]
 #: Beyond BIGINT or below 1 the route does not match: a 404 without a query.
 ARTICLE_ID = f"<int(min=1, max={MAX_ARTICLE_ID}):article_id>"
 LOCATION = {"Location": {"description": "URL of the new article", "schema": {"type": "string", "format": "uri"}}}
+NEXT_LINK = {"Link": {"description": 'the next page, `<path>; rel="next"` (as `next`)', "schema": {"type": "string"}}}
 
 
 def request_body(schema: type) -> dict[str, Any]:
@@ -47,30 +50,56 @@ def existing_article(article_id: int) -> dict[str, Any]:
 
 
 def count_view_if_answered(article_id: int) -> None:
-    """Count one view of the article, once the response turns out to be a 200 to a GET."""
+    """Count one view of the article, once the response turns out to be a 200 (or a 304) to a GET."""
 
     @after_this_request
     def count(response: Response) -> Response:
-        if response.status_code == 200 and request.method == "GET":
+        if response.status_code in (200, 304) and request.method == "GET":
             view_counts.record_view(article_id)
         return response
+
+
+def listing_response(per_page: int, page: int, after: queries.Cursor | None) -> Response:
+    """A page of the listing as the API sends it: ``next`` as a path, and as a Link header."""
+    listing = queries.list_articles(per_page, page=page, after=after).as_dict()
+    cursor = listing.pop("next_cursor")
+    listing["next"] = url_for("api.articles", cursor=cursor, per_page=per_page) if cursor else None
+    response = jsonify(ArticlePageSchema().dump(listing))
+    if listing["next"]:
+        response.headers["Link"] = f'<{listing["next"]}>; rel="next"'
+    return response
+
+
+def json_response(schema: type, data: dict[str, Any]) -> Response:
+    return jsonify(schema().dump(data))
 
 
 @bp.route("/articles", endpoint="articles", tags=TAGS)
 class Articles(MethodView):
     @bp.doc(security=KEY_OPTIONAL)
     @bp.arguments(PageQuerySchema, location="query", as_kwargs=True)
-    @bp.response(200, ArticlePageSchema)
-    @bp.problems(401)
-    def get(self, page: int, per_page: int) -> dict[str, Any]:
+    @bp.response(200, ArticlePageSchema, headers=NEXT_LINK)
+    @bp.problems(401, 422)
+    def get(self, page: int, per_page: int, cursor: str | None) -> Response:
         """List articles, newest first
 
-        A page beyond the last has no items. Without a key the answer may be up to 30
-        seconds old; with one, it includes everything that key wrote.
+        Follow `next` (or the `Link` header) for older articles: a cursor costs the same at
+        any depth, and its pages do not shift when articles are published. A numbered page
+        beyond the last has no items. Without a key the answer may be up to 30 seconds old;
+        with one, it includes everything that key wrote.
         """
-        if api_key(required=False) is None:
-            return queries.cached_listing(page, per_page)
-        return queries.list_articles(page, per_page).as_dict()
+        after = None
+        if cursor is not None:
+            after = queries.Cursor.decode(cursor)
+            if after is None:
+                raise ValidationFailed({"cursor": ["not a cursor from a `next` link"]})
+        if api_key(required=False) is not None:
+            return listing_response(per_page, page, after)
+        if after is not None:
+            name = f"api:list:after:{after.encode()}:{per_page}"
+            return cached_response(cache.ARCHIVE, name, cache.LIST_TTL, lambda: listing_response(per_page, 1, after))
+        name = f"api:list:page:{page}:{per_page}"
+        return cached_response(cache.LATEST, name, cache.LIST_TTL, lambda: listing_response(per_page, page, None))
 
     @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticleCreateSchema))
     @bp.response(201, ArticleSchema, headers=LOCATION)
@@ -92,13 +121,18 @@ class PopularArticles(MethodView):
     @bp.doc(security=KEY_OPTIONAL)
     @bp.response(200, ArticleListSchema)
     @bp.problems(401)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """The ten most read articles
 
         Without a key the answer may be up to 10 seconds old.
         """
-        items = queries.cached_popular() if api_key(required=False) is None else queries.popular_articles()
-        return {"items": items}
+
+        def render() -> Response:
+            return json_response(ArticleListSchema, {"items": queries.popular_articles()})
+
+        if api_key(required=False) is None:
+            return cached_response(cache.LATEST, "api:popular", cache.POPULAR_TTL, render)
+        return render()
 
 
 @bp.route(f"/articles/{ARTICLE_ID}", endpoint="article", tags=TAGS)
@@ -106,19 +140,21 @@ class Article(MethodView):
     @bp.doc(security=KEY_OPTIONAL)
     @bp.response(200, ArticleSchema)
     @bp.problems(401, 404)
-    def get(self, article_id: int) -> dict[str, Any]:
+    def get(self, article_id: int) -> Response:
         """Read an article
 
         Counts as a view unless the key's owner wrote it. Without a key the view count
         may be up to a minute old; edits and deletions show at once (they invalidate it).
         """
         key = api_key(required=False)
-        found = queries.cached_article(article_id) if key is None else queries.get_article(article_id)
-        if found is None:
-            raise NotFound(f"no article {article_id}")
-        if key is None or key.user_id != found["author"]["id"]:
+        if key is None:
+            namespace = cache.article_namespace(article_id)
+            render = lambda: json_response(ArticleSchema, existing_article(article_id))  # noqa: E731
+            return cached_response(namespace, "api", cache.DETAIL_TTL, render, view_of=article_id)
+        found = existing_article(article_id)
+        if key.user_id != found["author"]["id"]:
             count_view_if_answered(article_id)
-        return found
+        return json_response(ArticleSchema, found)
 
     @bp.doc(security=KEY_REQUIRED, requestBody=request_body(ArticlePatchSchema))
     @bp.response(200, ArticleSchema)

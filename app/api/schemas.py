@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 
 from app.models.article import BODY_MAX, STATUS_PROCESSING, STATUS_READY, TITLE_MAX
 from app.models.base import BIGINT_MAX
-from app.services.queries import MAX_PAGE
+from app.services.queries import MAX_CURSOR_LENGTH, MAX_PAGE
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -31,8 +31,22 @@ class ResponseSchema(ma.Schema):
 
 
 class PageQuerySchema(ma.Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={
+            "description": "a numbered page (an OFFSET: deep pages cost more; follow `next` instead, which costs "
+            "the same at any depth)"
+        },
+    )
     per_page = fields.Integer(load_default=DEFAULT_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={
+            "description": "where the page starts: the opaque value in a previous page's `next` (wins over `page`)"
+        },
+    )
 
 
 class AuthorSchema(ResponseSchema):
@@ -66,10 +80,24 @@ class ArticleSchema(ArticleSummarySchema):
 
 class ArticlePageSchema(ResponseSchema):
     items = fields.List(fields.Nested(ArticleSummarySchema), required=True)
-    page = fields.Integer(required=True)
+    page = fields.Integer(required=True, allow_none=True, metadata={"description": "null on a page after a cursor"})
     per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True, metadata={"description": "articles in all pages"})
-    pages = fields.Integer(required=True, metadata={"description": "number of pages; at least 1"})
+    total = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "articles in all pages (exact); null on a page after a cursor"},
+    )
+    pages = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "number of pages; at least 1; null after a cursor"}
+    )
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "URL path of the next (older) page, by cursor; null on the last page. "
+            'Also sent as `Link: <...>; rel="next"`.'
+        },
+    )
 
 
 class ArticleListSchema(ResponseSchema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, SmallInteger, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -55,3 +55,18 @@ class ArticleTerm(Base):
 
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     term: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ArticleTotals(Base):
+    """One row: how many articles exist, kept exact by triggers on ``articles`` (migration 0003)
+    in the transaction of every insert, delete and truncate, so a listing's ``total`` never
+    needs ``COUNT(*)`` over the table."""
+
+    __tablename__ = "article_totals"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="one_row"),
+        CheckConstraint("articles >= 0", name="non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
+    articles: Mapped[int] = mapped_column(BigInteger)

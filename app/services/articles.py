@@ -20,9 +20,9 @@ from app.services.errors import Forbidden, NotFound
 from app.services.validation import validate_article
 
 
-def _changed(article_id: int) -> None:
+def _changed(article_id: int, *, created: bool = False) -> None:
     """After commit: drop the article's cached views and (re)compute its summary and keywords."""
-    on_commit(invalidate_article, article_id)
+    on_commit(invalidate_article, article_id, created=created)
     outbox.add_task(task_names.PROCESS_ARTICLE, article_id)
 
 
@@ -32,7 +32,7 @@ def create_article(author: User, data: Mapping[str, Any]) -> Article:
     db.session.add(article)
     db.session.flush()  # assigns the id
     # The article's own namespace too: a "not found" cached for this id must not outlive it.
-    _changed(article.id)
+    _changed(article.id, created=True)
     commit_as_written(article)
     return article
 

@@ -2,8 +2,10 @@
 
 Correctness after a write comes from versioned namespaces rather than key scans: every
 cached value lives under ``c:<namespace>:<version>:<name>``. A write bumps the version of
-what it changed (``lists`` for every listing, ``article:<id>`` for one article) and records
-the primary's WAL position with it; the next reader anywhere misses, and refills the entry
+what it changed (``latest`` for the numbered pages, ``archive`` for pages after a cursor,
+``article:<id>`` for one article) and records the primary's WAL position with it, and
+announces the new versions on CHANNEL (app.response_cache keeps pages in each process's
+memory and drops them on that message); the next reader anywhere misses, and refills the entry
 only from a database that has replayed at least that position (the replica if it has caught
 up, else the primary). So a lagging replica can never put the old value back. One exception:
 with the primary down and the replica short of that position, the replica's value is served
@@ -31,7 +33,8 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import redis
 from flask import Flask, current_app
@@ -44,7 +47,15 @@ from app.metrics import CACHE_REQUESTS
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LISTS = "lists"
+#: What a new article changes: the first (and every numbered) page, the totals, popular.
+LATEST = "latest"
+#: Pages after a cursor: articles older than a given one. A new article never changes them;
+#: an edit or a deletion may.
+ARCHIVE = "archive"
+#: Where every invalidation is announced, for the processes that keep pages in memory
+#: (app.response_cache): one message per invalidation, ``"<namespace> <version> ..."``.
+#: Pub/sub ignores database numbers: the channel names the database (channel_of).
+CHANNEL = "newsdesk:cache:versions"
 DETAIL_TTL = 60.0
 LIST_TTL = 30.0
 POPULAR_TTL = 10.0
@@ -59,11 +70,58 @@ BREAKER_SECONDS = 5.0
 
 # One round trip for a lookup: the namespace's version and invalidation LSN, and the value
 # stored under that version. (Each round trip costs the replica CPU in the network stack.)
+# A namespace without a hash (never invalidated, or evicted) starts at a new version.
 _READ = """
 local state = redis.call('HMGET', KEYS[1], 'version', 'lsn')
-local version = state[1] or '0'
+local version = state[1]
+if not version then
+  version = ARGV[3]
+  redis.call('HSET', KEYS[1], 'version', version)
+end
 return {version, state[2] or '0', redis.call('GET', ARGV[1] .. version .. ':' .. ARGV[2])}
 """
+
+
+# One atomic step per invalidation: move each namespace to a new version, record the LSN its
+# refill must see, and announce the new versions to every subscribed process. A version is
+# the server's clock in microseconds (or one more than the last, if that is later), so it
+# never repeats: not after a restart (this Redis keeps nothing), a FLUSHDB, or the eviction
+# of a namespace's hash (allkeys-lru), any of which would make a counter count the same
+# versions again and let an old value, here or in a process's memory, pass for current.
+_INVALIDATE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local announced = {}
+for i, key in ipairs(KEYS) do
+  local version = math.max(now, tonumber(redis.call('HGET', key, 'version') or '0') + 1)
+  local text = string.format('%.0f', version)
+  redis.call('HSET', key, 'version', text, 'lsn', ARGV[1])
+  announced[#announced + 1] = ARGV[i + 2] .. ' ' .. text
+end
+local message = table.concat(announced, ' ')
+redis.call('PUBLISH', ARGV[2], message)
+return message
+"""
+
+
+@dataclass(frozen=True)
+class Found(Generic[T]):
+    """A cached value and where it came from: ``shared`` (this Redis) or ``miss`` (computed).
+
+    ``version`` is the namespace's version the value is stored under, and ``fresh_until`` its
+    soft expiry (epoch seconds): a copy kept in a process's memory is exact while both hold.
+    ``version`` is None when the cache was bypassed (unreachable).
+    """
+
+    value: T
+    source: str
+    version: int | None
+    fresh_until: float
+
+
+def channel_of(client: redis.Redis) -> str:
+    """The invalidation channel of the cache database ``client`` uses."""
+    return f"{CHANNEL}:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 def article_namespace(article_id: int) -> str:
@@ -93,31 +151,40 @@ class ReadCache:
         self.breaker = breaker
         self._refill_at = refill_at
         self._read_script = client.register_script(_READ)
+        self._invalidate_script = client.register_script(_INVALIDATE)
+        self.channel = channel_of(client)
+        #: Told each announcement this process makes, before anyone else hears it: the process
+        #: that wrote reads its own write even before its subscription delivers the message.
+        self.announced: Callable[[bytes], None] | None = None
 
     def cached(self, namespace: str, name: str, ttl: float, compute: Callable[[], T]) -> T:
         """``compute()``'s JSON-serialisable value, from the cache when fresh."""
+        return self.lookup(namespace, name, ttl, compute).value
+
+    def lookup(self, namespace: str, name: str, ttl: float, compute: Callable[[], T]) -> Found[T]:
+        """``compute()``'s JSON-serialisable value, from the cache when fresh, with its provenance."""
         if not self.breaker.closed:
             CACHE_REQUESTS.labels("miss").inc()
-            return compute()
+            return Found(compute(), "miss", None, 0.0)
         try:
             version, min_lsn, raw = self._read(namespace, name)
         except redis.RedisError as exc:
             self.breaker.trip(exc)
             CACHE_REQUESTS.labels("miss").inc()
-            return compute()
+            return Found(compute(), "miss", None, 0.0)
         key = _key(namespace, version, name)
 
         if raw is not None:
             entry = json.loads(raw)
             if entry["fresh_until"] > time.time() or not self._try_lock(key):
                 CACHE_REQUESTS.labels("hit").inc()
-                return entry["value"]
+                return Found(entry["value"], "shared", version, entry["fresh_until"])
             # Soft-expired and we hold the refresh lock: recompute below, others keep serving this.
         elif not self._try_lock(key):
             filled = self._wait_for_fill(key)
             if filled is not None:
                 CACHE_REQUESTS.labels("hit").inc()
-                return filled
+                return Found(filled["value"], "shared", version, filled["fresh_until"])
         CACHE_REQUESTS.labels("miss").inc()
         try:
             with self._refill_at(min_lsn) as saw_all:
@@ -125,26 +192,32 @@ class ReadCache:
         except BaseException:
             self._release(key)  # let the next reader try at once instead of waiting out the lock
             raise
-        self._store(key, value, ttl if saw_all() else STALE_TTL)
-        return value
+        fresh_until = self._store(key, value, ttl if saw_all() else STALE_TTL)
+        return Found(value, "miss", version if fresh_until else None, fresh_until)
 
     def invalidate(self, namespaces: tuple[str, ...], lsn: int) -> None:
         """Make every cached value of ``namespaces`` unreachable, everywhere; refills must see ``lsn``.
 
-        The client resends this transaction after a dropped connection (app.redis_clients): the
-        ``HINCRBY`` is a version bump, not a count, so running it twice still yields a new version
-        (and the same ``lsn``), while an invalidation lost to a blip would serve a stale page."""
+        One script bumps the versions and announces them on CHANNEL, so the processes that keep
+        pages in memory drop theirs. The client resends it after a dropped connection
+        (app.redis_clients): the ``HINCRBY`` is a version bump, not a count, so running it twice
+        still yields a new version (and the same ``lsn``), while an invalidation lost to a blip
+        would serve a stale page."""
         try:
-            pipe = self.client.pipeline(transaction=True)
-            for namespace in namespaces:
-                pipe.hincrby(f"ns:{namespace}", "version", 1)
-                pipe.hset(f"ns:{namespace}", "lsn", str(lsn))
-            pipe.execute()
+            message = self._invalidate_script(
+                keys=[f"ns:{namespace}" for namespace in namespaces], args=[str(lsn), self.channel, *namespaces]
+            )
         except redis.RedisError as exc:
             self.breaker.trip(exc)
+            return
+        if self.announced is not None:
+            self.announced(message)
 
     def _read(self, namespace: str, name: str) -> tuple[int, int, bytes | None]:
-        version, lsn, raw = self._read_script(keys=[f"ns:{namespace}"], args=[f"c:{namespace}:", name])
+        new_version = time.time_ns() // 1000  # only used if the namespace has no version yet
+        version, lsn, raw = self._read_script(
+            keys=[f"ns:{namespace}"], args=[f"c:{namespace}:", name, str(new_version)]
+        )
         return int(version), int(lsn), raw
 
     def _release(self, key: str) -> None:
@@ -160,23 +233,27 @@ class ReadCache:
             self.breaker.trip(exc)
             return True
 
-    def _wait_for_fill(self, key: str) -> Any | None:
+    def _wait_for_fill(self, key: str) -> dict[str, Any] | None:
+        """The entry (``fresh_until``, ``value``) another request is filling, if it comes in time."""
         deadline = time.monotonic() + WAIT_FOR_FILL
         try:
             while time.monotonic() < deadline:
                 time.sleep(0.02)
                 raw = cast("bytes | None", self.client.get(key))  # a sync client
                 if raw is not None:
-                    return json.loads(raw)["value"]
+                    entry: dict[str, Any] = json.loads(raw)
+                    return entry
         except redis.RedisError as exc:
             self.breaker.trip(exc)
         return None
 
-    def _store(self, key: str, value: Any, ttl: float) -> None:
+    def _store(self, key: str, value: Any, ttl: float) -> float:
+        """Store ``value`` under ``key``; its soft expiry, or 0.0 when it could not be stored."""
         if not self.breaker.closed:
-            return
+            return 0.0
         soft = jittered(ttl)
-        entry = json.dumps({"fresh_until": time.time() + soft, "value": value}, separators=(",", ":"))
+        fresh_until = time.time() + soft
+        entry = json.dumps({"fresh_until": fresh_until, "value": value}, separators=(",", ":"))
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.set(key, entry, px=int((soft + GRACE) * 1000))
@@ -184,6 +261,8 @@ class ReadCache:
             pipe.execute()
         except redis.RedisError as exc:
             self.breaker.trip(exc)
+            return 0.0
+        return fresh_until
 
 
 def init_cache(app: Flask) -> ReadCache:
@@ -219,6 +298,9 @@ def invalidate(*namespaces: str) -> None:
     current_cache().invalidate(namespaces, lsn)
 
 
-def invalidate_article(article_id: int) -> None:
-    """Everything that shows the article: its page and every listing."""
-    invalidate(LISTS, article_namespace(article_id))
+def invalidate_article(article_id: int, *, created: bool = False) -> None:
+    """Everything that shows the article: its page, and the listings it is in. A new article
+    is newer than every cursor, so it changes the numbered pages (LATEST) but no page after a
+    cursor (ARCHIVE); an edit or a deletion may change any of them."""
+    lists = (LATEST,) if created else (LATEST, ARCHIVE)
+    invalidate(*lists, article_namespace(article_id))

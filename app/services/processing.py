@@ -14,6 +14,7 @@ from app.models import Article, ArticleTerm
 from app.models.article import STATUS_PROCESSING, STATUS_READY
 from app.services import outbox
 from app.services.cache import invalidate_article
+from app.services.queries import article_total
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def process_article(article_id: int) -> bool:
     terms = text.terms_of(content)
     replace_terms(article.id, terms)
     db.session.flush()
-    n_docs = db.session.execute(sa.select(sa.func.count()).select_from(Article)).scalar_one()
+    n_docs = article_total()
     df = document_frequencies(terms)
     summary = text.summarize(article.body, df, n_docs)
     keywords = text.keywords(content, df, n_docs)

@@ -3,32 +3,85 @@ is safe (app.database.routing), retried on the primary if the replica fails unde
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.database import db, replica_fallback
-from app.models import ApiKey, Article, User
-from app.services import cache
+from app.models import ApiKey, Article, ArticleTotals, User
+from app.models.base import BIGINT_MAX
 
 POPULAR_LIMIT = 10
 #: Deeper pages are refused (404 on the site, 422 in the API) rather than turned into huge
-#: OFFSETs and cache keys.
+#: OFFSETs and cache keys. The cursor reaches any depth at the cost of the first page.
 MAX_PAGE = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: A cursor is two integers in base64: anything longer was not made here.
+MAX_CURSOR_LENGTH = 64
 
 
 @dataclass(frozen=True)
-class Page:
+class Cursor:
+    """A position in the newest-first order: the last article of a page, ``(published_at, id)``.
+
+    Opaque to clients (URL-safe base64 of microseconds and id); the next page is the
+    articles strictly older than it, which the index ix_articles_published_at_id finds
+    directly, at any depth (an OFFSET would walk and discard every row before the page).
+    """
+
+    published_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        micros = (self.published_at - _EPOCH) // _MICROSECOND
+        return base64.urlsafe_b64encode(f"{micros}.{self.id}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """The cursor ``text`` stands for, or None when it is not one of ours."""
+        if not 0 < len(text) <= MAX_CURSOR_LENGTH:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+            micros_text, _, id_text = raw.partition(".")
+            if not (micros_text.lstrip("-").isdigit() and id_text.isdigit()):
+                return None
+            article_id = int(id_text)
+            if not 1 <= article_id <= BIGINT_MAX:
+                return None
+            return cls(_EPOCH + int(micros_text) * _MICROSECOND, article_id)
+        except (ValueError, OverflowError, binascii.Error):
+            return None
+
+    @classmethod
+    def of(cls, article: Article) -> Cursor:
+        return cls(article.published_at, article.id)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of the newest-first listing.
+
+    A numbered page (``page``) carries the exact ``total`` (from the counter the triggers
+    keep, never ``COUNT(*)``); a page after a cursor carries neither: what it shows does not
+    change when new articles arrive, which is what lets it stay cached while they do.
+    """
+
     items: list[dict[str, Any]]
-    page: int
     per_page: int
-    total: int
+    page: int | None
+    total: int | None
+    next_cursor: str | None
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+    def pages(self) -> int | None:
+        return None if self.total is None else max(1, math.ceil(self.total / self.per_page))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +90,7 @@ class Page:
             "per_page": self.per_page,
             "total": self.total,
             "pages": self.pages,
+            "next_cursor": self.next_cursor,
         }
 
 
@@ -66,17 +120,35 @@ def user_dict(user: User) -> dict[str, Any]:
     }
 
 
+def article_total() -> int:
+    """How many articles exist: one row the triggers keep exact (migration 0003)."""
+    total = db.session.execute(sa.select(ArticleTotals.articles).where(ArticleTotals.id == 1)).scalar_one_or_none()
+    if total is None:  # the row is gone (a restore without it?): still right, only slower
+        total = db.session.execute(sa.select(sa.func.count()).select_from(Article)).scalar_one()
+    return total
+
+
 @replica_fallback
-def list_articles(page: int, per_page: int) -> Page:
-    """Newest first (published_at, id), as the index ix_articles_published_at_id orders them."""
-    total = db.session.execute(sa.select(sa.func.count()).select_from(Article)).scalar_one()
-    rows = db.session.execute(
-        sa.select(Article)
-        .order_by(Article.published_at.desc(), Article.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).scalars()
-    return Page([article_dict(a, with_body=False) for a in rows], page, per_page, total)
+def list_articles(per_page: int, *, page: int = 1, after: Cursor | None = None) -> Listing:
+    """Newest first (published_at, id), as the index ix_articles_published_at_id orders them:
+    the articles older than ``after``, else numbered page ``page`` (an OFFSET: deep pages cost
+    more; the cursor does not). One row more than the page tells whether there is a next."""
+    query = sa.select(Article).order_by(Article.published_at.desc(), Article.id.desc()).limit(per_page + 1)
+    if after is not None:
+        query = query.where(sa.tuple_(Article.published_at, Article.id) < (after.published_at, after.id))
+    elif page > 1:
+        query = query.offset((page - 1) * per_page)
+    rows = list(db.session.execute(query).scalars())
+    shown = rows[:per_page]
+    next_cursor = Cursor.of(shown[-1]).encode() if len(rows) > per_page else None
+    total = None if after is not None else article_total()
+    return Listing(
+        [article_dict(a, with_body=False) for a in shown],
+        per_page,
+        None if after is not None else page,
+        total,
+        next_cursor,
+    )
 
 
 @replica_fallback
@@ -107,25 +179,4 @@ def api_keys_of(user_id: int) -> list[ApiKey]:
         db.session.execute(
             sa.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
         ).scalars()
-    )
-
-
-# Anonymous readers: the same reads through the shared cache. The cache keys live here only,
-# so the pages and the API share (and invalidate) the very same entries.
-
-
-def cached_listing(page: int, per_page: int) -> dict[str, Any]:
-    return cache.cached(
-        cache.LISTS, f"list:{page}:{per_page}", cache.LIST_TTL, lambda: list_articles(page, per_page).as_dict()
-    )
-
-
-def cached_popular() -> list[dict[str, Any]]:
-    return cache.cached(cache.LISTS, "popular", cache.POPULAR_TTL, popular_articles)
-
-
-def cached_article(article_id: int) -> dict[str, Any] | None:
-    """None (cached too) when there is no such article; creating it invalidates its namespace."""
-    return cache.cached(
-        cache.article_namespace(article_id), "detail", cache.DETAIL_TTL, lambda: get_article(article_id)
     )

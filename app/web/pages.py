@@ -1,6 +1,6 @@
 """The public pages and the article editor.
 
-Anonymous reads go through the shared cache (app.services.cache): most traffic is
+Anonymous reads are cached as whole responses (app.response_cache): most traffic is
 anonymous and identical. A logged-in reader reads directly, so read-your-writes routing
 (app.database.routing) shows them their own changes at once.
 """
@@ -14,17 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from app.identity import login_required
 from app.models.base import BIGINT_MAX
-from app.services import articles, view_counts
+from app.response_cache import cached_response, shares_cache
+from app.services import articles, cache, view_counts
 from app.services.errors import ReadOnly, ValidationFailed
-from app.services.queries import (
-    MAX_PAGE,
-    cached_article,
-    cached_listing,
-    cached_popular,
-    get_article,
-    list_articles,
-    popular_articles,
-)
+from app.services.queries import MAX_PAGE, Cursor, get_article, list_articles, popular_articles
 from app.web.errors import refuse_on_form
 from app.web.forms import ActionForm, ArticleForm, add_service_errors, form_status, require_action_form
 
@@ -36,10 +29,6 @@ PER_PAGE = 20
 ARTICLE = f"<int(max={BIGINT_MAX}):article_id>"
 
 
-def is_anonymous() -> bool:
-    return g.get("user") is None
-
-
 def requested_page() -> int:
     page = request.args.get("page", 1, type=int)
     if not 1 <= page <= MAX_PAGE:
@@ -47,16 +36,15 @@ def requested_page() -> int:
     return page
 
 
-def read_listing(page: int) -> dict[str, Any]:
-    return cached_listing(page, PER_PAGE) if is_anonymous() else list_articles(page, PER_PAGE).as_dict()
-
-
-def read_popular() -> list[dict[str, Any]]:
-    return cached_popular() if is_anonymous() else popular_articles()
-
-
-def read_article(article_id: int) -> dict[str, Any] | None:
-    return cached_article(article_id) if is_anonymous() else get_article(article_id)
+def requested_cursor() -> Cursor | None:
+    """The ``cursor`` of an "Older" link; a cursor that is not one of ours is a 404."""
+    text = request.args.get("cursor")
+    if text is None:
+        return None
+    cursor = Cursor.decode(text)
+    if cursor is None:
+        abort(404)
+    return cursor
 
 
 def is_author_of(article: dict[str, Any]) -> bool:
@@ -66,21 +54,43 @@ def is_author_of(article: dict[str, Any]) -> bool:
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    page = requested_page()
-    listing = read_listing(page)
-    if page > listing["pages"]:
-        abort(404)
-    return render_template("pages/index.html", listing=listing)
+    after = requested_cursor()
+    page = 1 if after is not None else requested_page()
+
+    def render() -> ResponseReturnValue:
+        listing = list_articles(PER_PAGE, page=page, after=after)
+        if listing.pages is not None and page > listing.pages:
+            abort(404)
+        return render_template("pages/index.html", listing=listing)
+
+    if not shares_cache():
+        return render()
+    if after is not None:
+        return cached_response(cache.ARCHIVE, f"index:after:{after.encode()}", cache.LIST_TTL, render)
+    return cached_response(cache.LATEST, f"index:page:{page}", cache.LIST_TTL, render)
 
 
 @bp.get("/popular")
 def popular() -> ResponseReturnValue:
-    return render_template("pages/popular.html", articles=read_popular())
+    def render() -> ResponseReturnValue:
+        return render_template("pages/popular.html", articles=popular_articles())
+
+    return cached_response(cache.LATEST, "popular", cache.POPULAR_TTL, render) if shares_cache() else render()
 
 
 @bp.get(f"/articles/{ARTICLE}")
 def article(article_id: int) -> ResponseReturnValue:
-    found = read_article(article_id)
+    if shares_cache():
+
+        def render() -> ResponseReturnValue:
+            found = get_article(article_id)
+            if found is None:
+                abort(404)
+            return render_template("pages/article.html", article=found, is_author=False)
+
+        namespace = cache.article_namespace(article_id)
+        return cached_response(namespace, "page", cache.DETAIL_TTL, render, view_of=article_id)
+    found = get_article(article_id)
     if found is None:
         abort(404)
     is_author = is_author_of(found)

@@ -33,6 +33,8 @@ def integration_settings(**overrides: str) -> Settings:
         CACHE_REDIS_URL="redis://cache:6379/1",
         REPLICA_LSN_CACHE_MS="0",
         REPLICA_MAX_LAG_SECONDS="120",
+        # Views go to Redis at once here; tests/integration/test_views.py covers the batching.
+        VIEW_FLUSH_SECONDS="0",
     )
     env.update(overrides)
     return Settings.from_env(env)

@@ -47,8 +47,33 @@ def client(app: Flask) -> redis.Redis:
     return app.extensions["cache_redis"]  # the test's own database of the real cache service
 
 
+@contextlib.contextmanager
+def subscribed(client: redis.Redis, channel: str) -> Iterator[Callable[[], str]]:
+    """Subscribed to ``channel``; yields a function that waits for the next message's text."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=2) is None  # consumes the confirmation
+
+    def next_message() -> str:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                return message["data"].decode()
+        raise AssertionError(f"nothing announced on {channel}")
+
+    try:
+        yield next_message
+    finally:
+        pubsub.close()
+
+
 def make_cache(client: redis.Redis, recorder: Recorder, clock: Callable[[], float] | None = None) -> ReadCache:
     return ReadCache(client, Breaker("cache", 5.0, clock or time.monotonic), recorder.refill_at)
+
+
+def version(client: redis.Redis, namespace: str) -> int:
+    return int(client.hget(f"ns:{namespace}", "version") or 0)
 
 
 def test_a_value_is_computed_once_then_served(client: redis.Redis) -> None:
@@ -57,18 +82,40 @@ def test_a_value_is_computed_once_then_served(client: redis.Redis) -> None:
     assert cache.cached("ns", "detail", 60, compute) == {"title": "cached"}
     assert cache.cached("ns", "detail", 60, compute) == {"title": "cached"}
     assert compute.calls == 1
-    assert client.get(_key("ns", 0, "detail")) is not None, "stored under version 0"
+    first = version(client, "ns")
+    assert first > time.time_ns() // 1000 - 60_000_000, "a new namespace starts at a version from the clock"
+    assert client.get(_key("ns", first, "detail")) is not None, "stored under that version"
+
+
+def test_versions_never_repeat_even_when_the_cache_forgets_them(client: redis.Redis) -> None:
+    cache = make_cache(client, Recorder())
+    cache.cached("ns", "detail", 60, Recorder("old"))
+    cache.invalidate(("ns",), lsn=1)
+    seen = {version(client, "ns")}
+    client.flushdb()  # a restart, or the namespace's hash evicted
+    cache.cached("ns", "detail", 60, Recorder("new"))
+    seen.add(version(client, "ns"))
+    cache.invalidate(("ns",), lsn=2)
+    seen.add(version(client, "ns"))
+    assert len(seen) == 3, "each version is new, so no old value can pass for current"
+    assert sorted(seen) == list(sorted(seen))
 
 
 def test_invalidation_moves_to_a_new_version_that_refills_at_the_write_position(client: redis.Redis) -> None:
     old, new = Recorder("old"), Recorder("new")
     cache = make_cache(client, new)
     cache.cached("article:7", "detail", 60, old)
-    cache.invalidate(("article:7", "lists"), lsn=123456)
+    before = version(client, "article:7")
+    with subscribed(client, cache.channel) as announcements:
+        cache.invalidate(("article:7", "latest"), lsn=123456)
+        message = announcements()
     assert cache.cached("article:7", "detail", 60, new) == "new"
     assert new.refill_positions == [0, 123456], "the first fill had no write to see; the refill must see it"
-    assert client.hget("ns:article:7", "version") == b"1"
-    assert client.hget("ns:lists", "lsn") == b"123456"
+    assert version(client, "article:7") > before
+    assert client.hget("ns:latest", "lsn") == b"123456"
+    assert message == f"article:7 {version(client, 'article:7')} latest {version(client, 'latest')}", (
+        "the new versions are announced"
+    )
     assert cache.cached("article:7", "detail", 60, new) == "new"
     assert new.calls == 1
 
@@ -80,7 +127,7 @@ def test_a_refill_short_of_the_write_position_is_served_but_kept_for_seconds_onl
     cache = make_cache(client, stale)
     cache.invalidate(("lists",), lsn=123456)
     assert cache.cached("lists", "list:1:20", 60, stale) == "replica's value"
-    entry = json.loads(client.get(_key("lists", 1, "list:1:20")))
+    entry = json.loads(client.get(_key("lists", version(client, "lists"), "list:1:20")))
     assert entry["fresh_until"] - time.time() <= STALE_TTL * (1 + JITTER)
     assert cache.cached("lists", "list:1:20", 60, stale) == "replica's value"
     assert stale.calls == 1, "still cached while fresh"
@@ -108,7 +155,7 @@ def test_a_soft_expired_value_is_served_while_another_reader_refreshes(client: r
     cache = make_cache(client, first)
     cache.cached("ns", "graced", 0.001, first)  # fresh for a millisecond, then in its grace period
     time.sleep(0.01)
-    key = _key("ns", 0, "graced")
+    key = _key("ns", version(client, "ns"), "graced")
     assert client.set(f"lock:{key}", "someone else refreshing", nx=True, px=5000)
     assert cache.cached("ns", "graced", 60, second) == "first", "served from grace, not recomputed"
     assert second.calls == 0

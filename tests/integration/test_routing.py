@@ -71,7 +71,7 @@ def test_reads_succeed_when_the_replica_is_unreachable(app: Flask) -> None:
     )
     broken = create_app(settings)
     with broken.test_request_context():
-        page = queries.list_articles(1, 20)
+        page = queries.list_articles(20)
         assert [item["title"] for item in page.items] == ["Still readable"]
         decision = current_router().decide(None)
         assert (decision.target, decision.reason) == (PRIMARY, "replica_unavailable")

@@ -14,7 +14,7 @@ from app import task_names
 from app.database import db, on_commit, unit_of_work, use_primary
 from app.models import User
 from app.services import accounts, articles
-from app.services.cache import LISTS, article_namespace
+from app.services.cache import LATEST, article_namespace
 from app.services.errors import Conflict
 from tests.integration.support import queued
 
@@ -83,10 +83,10 @@ def test_services_register_invalidation_and_tasks_for_after_commit(app: Flask) -
         author = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Writer", "long-enough-password")
         assert [h["task"] for h in queued(app)] == [task_names.SEND_EMAIL]
         cache = app.extensions["cache_redis"]
-        before = cache.hget(f"ns:{LISTS}", "version")
+        before = cache.hget(f"ns:{LATEST}", "version")
         article = articles.create_article(author, {"title": "Committed", "body": "Body."})
         assert [h["task"] for h in queued(app)] == [task_names.SEND_EMAIL, task_names.PROCESS_ARTICLE]
-        assert cache.hget(f"ns:{LISTS}", "version") != before, "listings invalidated after the commit"
+        assert cache.hget(f"ns:{LATEST}", "version") != before, "listings invalidated after the commit"
         assert cache.hexists(f"ns:{article_namespace(article.id)}", "lsn"), "the article's own namespace too"
 
 

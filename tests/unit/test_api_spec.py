@@ -27,7 +27,7 @@ from app.api.schemas import (
 )
 from app.models.article import BODY_MAX, TITLE_MAX
 from app.services.errors import ValidationFailed
-from app.services.queries import Page, article_dict, user_dict
+from app.services.queries import Listing, article_dict, user_dict
 from app.services.validation import validate_article
 from tests.support import offline_app
 
@@ -214,9 +214,14 @@ def test_response_schemas_send_every_field_the_read_path_produces() -> None:
     """Responses are dumped through their schema: a field missing from it would be dropped silently."""
     detail = article_dict(fake_article())
     summary = article_dict(fake_article(), with_body=False)
-    page = Page([summary], page=2, per_page=1, total=3).as_dict()
     assert ArticleSchema().dump(detail) == detail
-    assert ArticlePageSchema().dump(page) == page
+    for listing in (
+        Listing([summary], per_page=1, page=2, total=3, next_cursor="abc"),
+        Listing([summary], per_page=1, page=None, total=None, next_cursor=None),
+    ):
+        page = listing.as_dict()
+        page["next"] = page.pop("next_cursor")  # the API sends it as a path (app.api.articles)
+        assert ArticlePageSchema().dump(page) == page
     assert ArticleListSchema().dump({"items": [summary]}) == {"items": [summary]}
     user = SimpleNamespace(id=3, email="ann@example.test", display_name="Ann", created_at=datetime.now(UTC))
     me = {**user_dict(user), "key": {"id": 7, "name": "laptop", "prefix": "nd_0000abcd"}}
