@@ -2,9 +2,10 @@
 --
 --   wrk -t2 -c32 -d20s --latency -s loadtest/mix.lua http://nginx -- /tmp/mix.tsv
 --
--- The mix file has one request per line, `METHOD<TAB>PATH[<TAB>Header: value]...`, already
--- expanded in proportion to the mix's weights (tools/bench/load.py writes it). Each thread
--- cycles through it from its own starting point, so every thread sends the same mix.
+-- The mix file has one request per line, `METHOD<TAB>PATH[<TAB>Header: value]...[<TAB>body=TEXT]`,
+-- already expanded in proportion to the mix's weights (tools/bench/load.py writes it); a field
+-- `body=TEXT` is the request's body (no header name holds `=`). Each thread cycles through it
+-- from its own starting point, so every thread sends the same mix.
 -- The last line of output is `WRK_JSON {...}`: counts, errors and latency percentiles (us).
 
 local requests_list = {}
@@ -26,13 +27,18 @@ local function load_mix(path)
     if line ~= "" and string.sub(line, 1, 1) ~= "#" then
       local fields = split(line, "\t")
       local headers = {}
+      local body = nil
       for i = 3, #fields do
-        local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
-        if name then
-          headers[name] = value
+        if string.sub(fields[i], 1, 5) == "body=" then
+          body = string.sub(fields[i], 6)
+        else
+          local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
+          if name then
+            headers[name] = value
+          end
         end
       end
-      table.insert(loaded, wrk.format(fields[1], fields[2], headers))
+      table.insert(loaded, wrk.format(fields[1], fields[2], headers, body))
     end
   end
   file:close()

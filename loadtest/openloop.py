@@ -11,11 +11,13 @@ included. wrk2 would do the same but is not packaged by Debian; this needs only 
 standard library (asyncio and a minimal HTTP/1.1 keep-alive client).
 
 The mix file is the one loadtest/mix.lua replays: one request per line,
-``METHOD<TAB>PATH[<TAB>Header: value]...``, cycled in order.
+``METHOD<TAB>PATH[<TAB>Header: value]...[<TAB>body=TEXT]``, cycled in order.
 
 Prints one line, ``OPENLOOP_JSON {...}``: the target and achieved rate, errors by kind,
 latency percentiles in ms, and the generator's own lag (how late requests left; when its
-p99 is more than a few ms the generator, not the server, is the limit).
+p99 is more than a few ms the generator, not the server, is the limit). With
+``--count-header X-Cache`` it also counts the measured responses by that header's value
+(lower-cased; ``(none)`` when absent): `make bench` probes the home page's cache that way.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def parse_target(url: str) -> Target:
     return Target(parts.hostname, port, parts.netloc)
 
 
+def request_bytes(line: str, host_header: str) -> bytes:
+    """One line of a mix file as a ready-to-send HTTP/1.1 request."""
+    method, path, *fields = line.split("\t")
+    headers = [f"Host: {host_header}"]
+    body = b""
+    for field_ in fields:
+        if field_.startswith("body="):
+            body = field_.removeprefix("body=").encode("utf-8")
+            headers.append(f"Content-Length: {len(body)}")
+        else:
+            headers.append(field_)
+    head = "\r\n".join([f"{method} {path} HTTP/1.1", *headers, "", ""])
+    return head.encode("latin-1") + body
+
+
 def load_mix(path: str, host_header: str) -> list[bytes]:
     """The mix file's requests, as ready-to-send HTTP/1.1 bytes."""
     requests: list[bytes] = []
@@ -56,9 +73,7 @@ def load_mix(path: str, host_header: str) -> list[bytes]:
             line = line.rstrip("\r\n")
             if not line or line.startswith("#"):
                 continue
-            method, path_, *headers = line.split("\t")
-            lines = [f"{method} {path_} HTTP/1.1", f"Host: {host_header}", *headers, "", ""]
-            requests.append("\r\n".join(lines).encode("latin-1"))
+            requests.append(request_bytes(line, host_header))
     if not requests:
         raise SystemExit(f"{path}: no requests")
     return requests
@@ -76,7 +91,8 @@ class Connection:
         self.writer = writer
         self.reusable = True
 
-    async def exchange(self, raw: bytes) -> int:
+    async def exchange(self, raw: bytes, count_header: bytes = b"") -> tuple[int, str | None]:
+        """Send ``raw``, read the whole response; its status and the value of ``count_header`` (lower-cased)."""
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, _, header_block = head.partition(b"\r\n")
@@ -91,8 +107,10 @@ class Connection:
                 headers[name.strip().lower()] = value.strip().lower()
         if headers.get(b"connection") == b"close":
             self.reusable = False
+        counted = headers.get(count_header)
+        value = None if counted is None else counted.decode("latin-1")
         if status in (204, 304) or 100 <= status < 200:
-            return status
+            return status, value
         if headers.get(b"transfer-encoding", b"").endswith(b"chunked"):
             await self._read_chunked()
         elif b"content-length" in headers:
@@ -100,7 +118,7 @@ class Connection:
         else:
             await self.reader.read()  # delimited by the end of the connection
             self.reusable = False
-        return status
+        return status, value
 
     async def _read_chunked(self) -> None:
         while True:
@@ -176,6 +194,7 @@ class Results:
     lags: list[float] = field(default_factory=list)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    header_values: collections.Counter[str] = field(default_factory=collections.Counter)
     completed: int = 0
 
 
@@ -187,7 +206,9 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-async def one_request(pool: Pool, raw: bytes, due: float, measured: bool, timeout: float, results: Results) -> None:
+async def one_request(
+    pool: Pool, raw: bytes, due: float, measured: bool, timeout: float, results: Results, count_header: bytes
+) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()  # how late the generator itself was, before any wait for a connection
     conn: Connection | None = None
@@ -195,12 +216,14 @@ async def one_request(pool: Pool, raw: bytes, due: float, measured: bool, timeou
     try:
         async with asyncio.timeout(timeout):
             conn = await pool.acquire()
-            status = await conn.exchange(raw)
+            status, value = await conn.exchange(raw, count_header)
         healthy = True
         finished = loop.time()
         if measured:
             results.completed += 1
             results.statuses[status] += 1
+            if count_header:
+                results.header_values["(none)" if value is None else value] += 1
             results.latencies.append(finished - due)
             results.lags.append(started - due)
             if status >= 400:
@@ -221,6 +244,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     mix = load_mix(args.mix, target.host_header)
     pool = Pool(target, args.connections)
     results = Results()
+    count_header = (args.count_header or "").strip().lower().encode("latin-1")
     loop = asyncio.get_running_loop()
     interval = 1.0 / args.rate
     total = round(args.rate * (args.warmup + args.duration))
@@ -232,7 +256,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = loop.create_task(one_request(pool, mix[i % len(mix)], due, i >= first_measured, args.timeout, results))
+        request = one_request(pool, mix[i % len(mix)], due, i >= first_measured, args.timeout, results, count_header)
+        task = loop.create_task(request)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
@@ -253,6 +278,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     unfinished = max(0, scheduled - results.completed - failed)
     if unfinished:
         results.errors["unfinished"] += unfinished
+    counted = {"header_counts": dict(sorted(results.header_values.items()))} if count_header else {}
     return {
         "target_rps": args.rate,
         "scheduled": scheduled,
@@ -269,6 +295,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "max_ms": ms(latencies[-1] if latencies else None),
         "generator_lag_p99_ms": ms(percentile(lags, 99)),
         "connections_opened": pool.open,
+        **counted,
     }
 
 
@@ -281,6 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the same rate before measuring")
     parser.add_argument("--connections", type=int, default=512, help="most connections open at once")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before a request counts as an error")
+    parser.add_argument("--count-header", help="count the measured responses by this header's value")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.warmup < 0:
         parser.error("--rate and --duration must be positive, --warmup not negative")
