@@ -1,4 +1,9 @@
-"""Docker commands and the benchmark's own compose project: start, scale, run one-offs, remove."""
+"""Docker commands and the benchmark's own compose project: start, scale, run one-offs, remove.
+
+The project is docker-compose.yml plus tools/bench/compose.override.yml, which gives the web
+replicas and the bare-gunicorn baseline their CPU share as a CFS quota per period (instead
+of compose's `cpus`, whose period is Docker's 100 ms) and raises the API's write limit.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,49 @@ import os
 import subprocess
 from pathlib import Path
 
+from tools.shell import ROOT, http_get, run, say, wait_until
 from tools.shell import CommandError as BenchError
-from tools.shell import http_get, run, say, wait_until
+
+OVERRIDE = Path(__file__).with_name("compose.override.yml")
+#: The kernel's bounds for a CFS period (microseconds); a quota is at least 1 ms too.
+CPU_PERIOD_RANGE = (1_000, 1_000_000)
+MIN_CPU_QUOTA = 1_000
+
+
+def cpu_quota(cpus: float, period_us: int) -> int:
+    """The CFS quota (microseconds per period) that gives ``cpus`` cores at ``period_us``."""
+    return round(cpus * period_us)
 
 
 class Stack:
     """The benchmark's own compose project, with every web replica limited to the same CPU share."""
 
-    def __init__(self, project: str, http_port: int, cpus: float, workers: int = 1) -> None:
+    def __init__(self, project: str, http_port: int, cpus: float, cpu_period: int, workers: int = 1) -> None:
         self.project = project
         self.cpus = cpus
+        self.cpu_period = cpu_period
+        self.cpu_quota = cpu_quota(cpus, cpu_period)
         self.base_url = f"http://127.0.0.1:{http_port}"
         self.env = {
             **os.environ,
             "HTTP_PORT": str(http_port),
-            "WEB_CPUS": f"{cpus:g}",
+            "WEB_CPUS": "0",  # the override file's quota and period replace `cpus`
+            "BENCH_CPU_PERIOD": str(self.cpu_period),
+            "BENCH_CPU_QUOTA": str(self.cpu_quota),
             "GUNICORN_WORKERS": str(workers),
             # Steady state: recycling the only worker of a 0.25-CPU replica leaves it unable to
             # answer for the seconds a new worker takes to boot at that share (see the notes).
             "GUNICORN_MAX_REQUESTS": "0",
+            # The read/write run's article processing: one worker is plenty for a write a second.
+            "WORKERS": "1",
         }
         self.env.pop("COMPOSE_PROJECT_NAME", None)
         self.env.pop("COMPOSE_PROFILES", None)
+        self.files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE)]
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> str:
         """`docker compose` in this project, with the bench profile's services; its stdout."""
-        cmd = ["docker", "compose", "-p", self.project, "--profile", "bench", *args]
+        cmd = ["docker", "compose", "-p", self.project, *self.files, "--profile", "bench", *args]
         return run(cmd, env=self.env, timeout=timeout, check=check).stdout
 
     def up(self, *services: str, scale_web: int | None = None, no_deps: bool = False) -> None:
@@ -48,10 +70,14 @@ class Stack:
     def exists(self) -> bool:
         return bool(self.compose("ps", "-a", "-q", check=False).strip())
 
-    def one_off(self, *command: str) -> subprocess.CompletedProcess[str]:
+    def one_off(self, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """A command in a one-off app container without the replicas' CPU limit (`migrate` has none)."""
-        cmd = ["docker", "compose", "-p", self.project, "run", "--rm", "--no-deps", "-T", "migrate", *command]
-        return run(cmd, env=self.env, check=False)
+        cmd = ["docker", "compose", "-p", self.project, *self.files, "run", "--rm", "--no-deps", "-T", "migrate"]
+        return run([*cmd, *command], env=self.env, timeout=timeout, check=False)
+
+    def stop(self, *services: str) -> None:
+        """Stop and remove the containers of ``services`` (their data volumes, if any, stay)."""
+        self.compose("rm", "-sf", *services, timeout=180)
 
     def container_ids(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).split()
@@ -74,14 +100,16 @@ class Stack:
         self.wait_for_replicas(replicas)
 
     def check_cpu_limit(self, service: str) -> None:
-        """Every container of ``service`` has the CPU share the figures are about (compose's `cpus`)."""
-        wanted = round(self.cpus * 1e9)
+        """Every container of ``service`` has the CPU share the figures are about: the override
+        file's quota per period, and no other limit (`cpus` would conflict or come on top)."""
+        wanted = (self.cpu_period, self.cpu_quota, 0)
+        template = "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.NanoCpus}}"
         for cid in self.container_ids(service):
-            nano = int(run(["docker", "inspect", "-f", "{{.HostConfig.NanoCpus}}", cid]).stdout.strip() or 0)
-            if nano != wanted:
+            found = tuple(int(v) for v in run(["docker", "inspect", "-f", template, cid]).stdout.split())
+            if found != wanted:
                 raise BenchError(
-                    f"{service} container {cid[:12]} has a CPU limit of {nano / 1e9:g} cores, not {self.cpus:g}:"
-                    " does docker-compose.yml still set `cpus: ${WEB_CPUS:-0}` on it?"
+                    f"{service} container {cid[:12]} has CPU period, quota and nano-CPUs {found}, not {wanted}:"
+                    f" does {OVERRIDE.relative_to(ROOT)} still set cpu_period and cpu_quota on it?"
                 )
 
     def wait_for_replicas(self, replicas: int) -> None:

@@ -1,7 +1,13 @@
-"""The load generators in the bench-client container and the request mixes they replay.
+"""The load generators in the bench-client container and the request files they replay.
 
 wrk (Debian's package, closed loop, driven by loadtest/mix.lua) and loadtest/openloop.py (open
 loop) both print one tagged JSON line; the functions here start them and read that line.
+
+A request file has one request per line, ``METHOD<TAB>PATH[<TAB>Header: value]...[<TAB>body=TEXT]``
+(see loadtest/mix.lua); the ones here: ``mix.tsv`` (today's read mix), ``cached.tsv`` (its
+cached parts only), ``static.tsv`` and ``hello.tsv`` (the baselines), ``home.tsv`` (the
+anonymous home page, for the cache-hit probe), one file per uncached path of the data-size
+runs, and ``writes-<round>.tsv`` (distinct articles to publish).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ LUA = "/srv/loadtest/mix.lua"
 OPENLOOP = "/srv/loadtest/openloop.py"
 HTML_PER_PAGE = 20
 MIX_SIZE = 1000
+#: The scenarios of the scaling runs: their request file and what they hold.
+SCENARIO_FILES = {"mix": "mix.tsv", "cached": "cached.tsv"}
 
 
 def tagged_json(output: str, tag: str, tool: str) -> dict[str, Any]:
@@ -40,7 +48,7 @@ def wrk_result(output: str) -> dict[str, Any]:
         "rps": round(data["requests"] / seconds, 1) if seconds else 0.0,
         "requests": data["requests"],
         "duration_s": round(seconds, 3),
-        **{f"{name}_ms": round(latency[name] / 1000, 2) for name in ("p50", "p90", "p99", "p999", "max")},
+        **{f"{name}_ms": round(latency[name] / 1000, 2) for name in ("p50", "p90", "p99", "p999", "max", "mean")},
         "errors": sum(data["errors"].values()),
         "error_kinds": {k: v for k, v in data["errors"].items() if v},
     }
@@ -69,24 +77,72 @@ def mix_lines(ids: list[int], total: int, key: str, weights: Mapping[str, int]) 
     return lines
 
 
+def cached_weights(weights: Mapping[str, int]) -> dict[str, int]:
+    """The mix's cached parts in the same proportions between them (no uncached reads)."""
+    return {**weights, "uncached": 0}
+
+
+def request_line(method: str, path: str, headers: Mapping[str, str] | None = None, body: str | None = None) -> str:
+    """One line of a request file; a body must not hold tabs or newlines (JSON from json.dumps has none)."""
+    fields = [method, path, *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    if body is not None:
+        if "\t" in body or "\n" in body:
+            raise ValueError("a request body in a request file cannot hold tabs or newlines")
+        fields.append(f"body={body}")
+    return "\t".join(fields)
+
+
+def write_lines(key: str, label: str, count: int) -> list[str]:
+    """``count`` distinct articles to publish with ``key`` through the API (JSON bodies)."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return [
+        request_line(
+            "POST",
+            "/api/v1/articles",
+            headers,
+            json.dumps(
+                {
+                    "title": f"Benchmark write {label}-{n}",
+                    "body": f"Written by make bench's read/write run ({label}, number {n}) to measure"
+                    " what a steady trickle of writes does to the cached pages.",
+                }
+            ),
+        )
+        for n in range(1, count + 1)
+    ]
+
+
 class LoadClient:
-    """wrk and openloop.py in the stack's bench-client container."""
+    """wrk and openloop.py in the stack's bench-client container, and the request files they read."""
 
     def __init__(self, stack: Stack, threads: int) -> None:
         self.stack = stack
         self.threads = threads
+        self.files: dict[str, list[str]] = {}
 
-    def write_mixes(self, ids: list[int], total: int, key: str, weights: Mapping[str, int]) -> dict[str, Any]:
-        """Copy the read mix and one file per baseline into bench-client; what the mix holds, for the report."""
-        lines = mix_lines(ids, total, key, weights)
-        files = {"mix.tsv": lines, "static.tsv": ["GET\t/bench/static"], "hello.tsv": ["GET\t/"]}
+    def put(self, files: Mapping[str, list[str]]) -> None:
+        """Add (or replace) request files; bench-client's directory then holds every file put so far."""
+        self.files.update(files)
         with tempfile.TemporaryDirectory() as tmp:
-            for name, content in files.items():
+            for name, content in self.files.items():
                 path = Path(tmp) / name
                 path.write_text("\n".join(content) + "\n")
                 path.chmod(0o644)
             Path(tmp).chmod(0o755)
             self.stack.copy_into(CLIENT, Path(tmp), CLIENT_DIR)
+
+    def write_mixes(self, ids: list[int], total: int, key: str, weights: Mapping[str, int]) -> dict[str, Any]:
+        """The read mixes, the baselines' and the probe's files into bench-client; what the mix holds."""
+        lines = mix_lines(ids, total, key, weights)
+        self.put(
+            {
+                "mix.tsv": lines,
+                "cached.tsv": mix_lines(ids, total, key, cached_weights(weights)),
+                "static.tsv": ["GET\t/bench/static"],
+                "hello.tsv": ["GET\t/"],
+                "home.tsv": ["GET\t/"],
+            }
+        )
         html_pages, api_pages = page_counts(total)
         front = len(ids[:HTML_PER_PAGE])
         return {
@@ -114,12 +170,16 @@ class LoadClient:
         """A one-second, one-connection wrk run gets through to ``url``."""
         return "WRK_JSON" in self.wrk_output(url, mix, 1, 1, 1)
 
-    def open_loop(self, rate: float, duration: float, warmup: float) -> dict[str, Any]:
-        """loadtest/openloop.py through nginx at ``rate`` req/s: latency from each request's scheduled time."""
+    def open_loop(
+        self, mix: str, rate: float, duration: float, warmup: float, count_header: str | None = None
+    ) -> dict[str, Any]:
+        """loadtest/openloop.py through nginx at ``rate`` req/s: latency from each request's scheduled time;
+        with ``count_header``, how many responses carried each value of that header."""
+        counting = ("--count-header", count_header) if count_header else ()
         output = self.stack.exec(
             CLIENT,
-            *("python", OPENLOOP, "--url", "http://nginx", "--mix", f"{CLIENT_DIR}/mix.tsv"),
-            *("--rate", f"{rate:.1f}", "--duration", f"{duration:g}", "--warmup", f"{warmup:g}"),
-            timeout=duration + 120,
+            *("python", OPENLOOP, "--url", "http://nginx", "--mix", f"{CLIENT_DIR}/{mix}"),
+            *("--rate", f"{rate:.2f}", "--duration", f"{duration:g}", "--warmup", f"{warmup:g}", *counting),
+            timeout=duration + warmup + 120,
         )
         return tagged_json(output, "OPENLOOP_JSON", "openloop.py")
