@@ -26,6 +26,12 @@ COPY --chown=newsdesk:newsdesk app ./app
 COPY --chown=newsdesk:newsdesk worker ./worker
 COPY --chown=newsdesk:newsdesk migrations ./migrations
 COPY --chown=newsdesk:newsdesk gunicorn_config.py pyproject.toml ./
+# Static files under content-hashed names, beside the originals, and their manifest
+# (app/static-manifest.json): pages link the hashed names. /srv/nginx-static is where web mounts
+# the `static` volume that it fills for nginx at start (python -m app.static_assets publish); an
+# empty named volume takes the owner of the directory it is first mounted on: the app user.
+RUN python -m app.static_assets build \
+ && install -d -o newsdesk -g newsdesk /srv/nginx-static
 USER newsdesk
 EXPOSE 8000
 # Exec form: gunicorn (or celery) is PID 1 and receives SIGTERM from `docker stop` itself.

@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.services.cache import init_cache
     from app.services.outbox import init_outbox
     from app.services.view_counts import ViewBuffer
+    from app.static_assets import init_static_assets
     from app.web import init_web
 
     settings = settings or Settings.from_env()
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_hooks.init_request_hooks(app)
     metrics.init_metrics(app)
     identity.init_identity(app)
+    init_static_assets(app)
     init_web(app)
     init_api(app)
     limits.init_limits(app)

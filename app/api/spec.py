@@ -12,7 +12,9 @@ from app.api.problems import PROBLEM_MIMETYPE
 from app.api.schemas import ProblemSchema
 
 URL_PREFIX = "/api/v1"
-SWAGGER_UI_ASSETS = "vendor/swagger-ui/"  # under the app's static folder; see its README
+#: Under the app's static folder (see its README). The docs page links the files by their hashed
+#: names through url_for (app/templates/swagger_ui.html); this URL only has to be set.
+SWAGGER_UI_ASSETS = "vendor/swagger-ui/"
 
 DESCRIPTION = """\
 Articles and the account behind an API key.
