@@ -64,7 +64,10 @@ def listing_response(per_page: int, page: int, after: queries.Cursor | None) -> 
     listing = queries.list_articles(per_page, page=page, after=after).as_dict()
     cursor = listing.pop("next_cursor")
     listing["next"] = url_for("api.articles", cursor=cursor, per_page=per_page) if cursor else None
-    response = jsonify(ArticlePageSchema().dump(listing))
+    # Sent as it is: ArticlePageSchema documents exactly these members (tests/unit/test_api_spec.py
+    # checks that dumping through it changes nothing), and skipping the dump saves a tenth of
+    # an uncached read's CPU.
+    response = jsonify(listing)
     if listing["next"]:
         response.headers["Link"] = f'<{listing["next"]}>; rel="next"'
     return response

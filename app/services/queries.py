@@ -59,10 +59,6 @@ class Cursor:
         except (ValueError, OverflowError, binascii.Error):
             return None
 
-    @classmethod
-    def of(cls, article: Article) -> Cursor:
-        return cls(article.published_at, article.id)
-
 
 @dataclass(frozen=True)
 class Listing:
@@ -128,26 +124,63 @@ def article_total() -> int:
     return total
 
 
+#: What a listing shows of each article, read as plain rows (no ORM objects to build).
+_SUMMARY_COLUMNS = (
+    Article.id,
+    Article.title,
+    Article.status,
+    Article.summary,
+    Article.keywords,
+    Article.views,
+    Article.published_at,
+    Article.updated_at,
+    User.id.label("author_id"),
+    User.display_name.label("author_name"),
+)
+_TOTAL = sa.select(ArticleTotals.articles).where(ArticleTotals.id == 1).scalar_subquery().label("total")
+
+
+def summary_dict(row: sa.Row[Any]) -> dict[str, Any]:
+    """A listing row as ``article_dict(..., with_body=False)`` shapes an article."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "author": {"id": row.author_id, "display_name": row.author_name},
+        "status": row.status,
+        "summary": row.summary,
+        "keywords": list(row.keywords or []),
+        "views": row.views,
+        "published_at": row.published_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
 @replica_fallback
 def list_articles(per_page: int, *, page: int = 1, after: Cursor | None = None) -> Listing:
     """Newest first (published_at, id), as the index ix_articles_published_at_id orders them:
     the articles older than ``after``, else numbered page ``page`` (an OFFSET: deep pages cost
-    more; the cursor does not). One row more than the page tells whether there is a next."""
-    query = sa.select(Article).order_by(Article.published_at.desc(), Article.id.desc()).limit(per_page + 1)
+    more; the cursor does not). One query: one row more than the page tells whether there is a
+    next, and a numbered page reads the total from the counter in the same statement."""
+    columns = _SUMMARY_COLUMNS if after is not None else (*_SUMMARY_COLUMNS, _TOTAL)
+    query = (
+        sa.select(*columns)
+        .join(User, User.id == Article.author_id)
+        .order_by(Article.published_at.desc(), Article.id.desc())
+        .limit(per_page + 1)
+    )
     if after is not None:
         query = query.where(sa.tuple_(Article.published_at, Article.id) < (after.published_at, after.id))
     elif page > 1:
         query = query.offset((page - 1) * per_page)
-    rows = list(db.session.execute(query).scalars())
+    rows = db.session.execute(query).all()
     shown = rows[:per_page]
-    next_cursor = Cursor.of(shown[-1]).encode() if len(rows) > per_page else None
-    total = None if after is not None else article_total()
+    last = shown[-1] if len(rows) > per_page else None
+    next_cursor = Cursor(last.published_at, last.id).encode() if last is not None else None
+    total = None
+    if after is None:
+        total = rows[0].total if rows and rows[0].total is not None else article_total()
     return Listing(
-        [article_dict(a, with_body=False) for a in shown],
-        per_page,
-        None if after is not None else page,
-        total,
-        next_cursor,
+        [summary_dict(row) for row in shown], per_page, None if after is not None else page, total, next_cursor
     )
 
 

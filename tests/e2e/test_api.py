@@ -263,11 +263,62 @@ def test_pages_count_right_and_a_page_beyond_the_last_is_empty(
         f"{API}/articles", params={"page": pages + 1, "per_page": per_page}, headers=author.auth, timeout=TIMEOUT
     )
     assert beyond.status_code == 200, beyond.text
-    assert beyond.json() == {"items": [], "page": pages + 1, "per_page": per_page, "total": count, "pages": pages}
+    assert beyond.json() == {
+        "items": [],
+        "page": pages + 1,
+        "per_page": per_page,
+        "total": count,
+        "pages": pages,
+        "next": None,
+    }
     last = http.get(
         f"{API}/articles", params={"page": pages, "per_page": per_page}, headers=author.auth, timeout=TIMEOUT
     ).json()
     assert len(last["items"]) == count - (pages - 1) * per_page
+
+
+def test_the_next_link_walks_older_articles_like_the_numbered_pages(http: requests.Session, author: Account) -> None:
+    for n in range(3):
+        create(http, author, f"API cursor {n} {uuid.uuid4().hex[:8]}")
+    numbered = [
+        [item["id"] for item in read_page(http, author, {"page": page, "per_page": 2})["items"]] for page in (1, 2, 3)
+    ]
+    walked = []
+    response = http.get(f"{API}/articles", params={"per_page": 2}, headers=author.auth, timeout=TIMEOUT)
+    for _ in range(3):
+        body = response.json()
+        walked.append([item["id"] for item in body["items"]])
+        assert body["next"], "at least 6 articles exist, so there is a next page"
+        assert response.headers["Link"] == f'<{body["next"]}>; rel="next"'
+        response = http.get(urljoin(BASE_URL, body["next"]), headers=author.auth, timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
+        assert (response.json()["page"], response.json()["total"]) == (None, None), "a cursor page has no count"
+    assert walked == numbered
+
+
+def read_page(http: requests.Session, author: Account, params: dict[str, Any]) -> dict[str, Any]:
+    response = http.get(f"{API}/articles", params=params, headers=author.auth, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_cursor_that_is_not_ours_is_a_422_problem(http: requests.Session, stack: str) -> None:
+    body = assert_problem(http.get(f"{API}/articles?cursor=not-a-cursor", timeout=TIMEOUT), 422)
+    assert set(body["errors"]) == {"cursor"}
+
+
+def test_anonymous_reads_come_from_memory_and_revalidate_with_304(http: requests.Session, stack: str) -> None:
+    sources = [http.get(f"{API}/articles?per_page=3", timeout=TIMEOUT).headers.get("X-Cache") for _ in range(40)]
+    assert set(sources) <= {"hit", "shared", "miss"} and "hit" in sources, sources
+    first = http.get(f"{API}/articles?per_page=3", timeout=TIMEOUT)
+    assert first.headers["Cache-Control"] == "no-cache" and "Cookie" in first.headers["Vary"]
+    again = http.get(f"{API}/articles?per_page=3", headers={"If-None-Match": first.headers["ETag"]}, timeout=TIMEOUT)
+    assert again.status_code == 304 and again.content == b""
+    assert "X-Cache" not in http.get(f"{API}/articles?per_page=3", headers=FAKE_AUTH, timeout=TIMEOUT).headers
+
+
+FAKE_AUTH = {"Authorization": "Bearer nd_not-a-real-key"}
 
 
 def test_listing_is_newest_first(http: requests.Session, author: Account) -> None:

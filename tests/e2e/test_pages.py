@@ -315,6 +315,38 @@ def test_a_new_article_reaches_anonymous_readers(browser: Browser, author: Accou
         anonymous.close()
 
 
+OLDER = re.compile(r'<a rel="next" href="(/\?cursor=[^"]+)">Older')
+
+
+def test_older_pages_follow_a_cursor_and_are_cached_like_the_first(browser: Browser, author: Account) -> None:
+    total = requests.get(f"{BASE_URL}/api/v1/articles?per_page=1", timeout=TIMEOUT).json()["total"]
+    for n in range(max(1, 21 - total)):  # more than one page (20) of articles
+        write_article(browser, f"Paging {n} {uuid.uuid4().hex[:8]}")
+    anonymous = Browser()
+    try:
+        first = anonymous.get("/")
+        older = OLDER.search(first.text)
+        assert older, "the first page links the older articles by cursor"
+        page = anonymous.get(older.group(1).replace("&amp;", "&"))
+        assert page.status_code == 200 and "← Newest" in page.text
+        sources = [anonymous.get(older.group(1)).headers.get("X-Cache") for _ in range(30)]
+        assert "hit" in sources, f"answered from a replica's memory at least once: {sources}"
+        assert anonymous.get("/?cursor=forged").status_code == 404
+    finally:
+        anonymous.close()
+
+
+def test_a_cached_page_is_revalidated_with_304(stack: str) -> None:
+    anonymous = Browser()
+    try:
+        first = anonymous.get("/")
+        assert first.headers["ETag"] and first.headers["Cache-Control"] == "no-cache"
+        again = anonymous.get("/", headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304 and again.content == b""
+    finally:
+        anonymous.close()
+
+
 # --- API keys
 
 
