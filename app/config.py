@@ -233,8 +233,17 @@ class Settings:
             # Reads on the replica run in autocommit: a request that reads there and then writes
             # commits the primary alone, so a replica that goes away under it (a restart) can
             # fail neither its commit nor the end of its session; no snapshot is held either.
+            # No ping before each use there either: every replica read is retried on the primary
+            # if the replica fails under it (app.database.replica_fallback), and the failure
+            # drops the pool's old connections, so a ping (a round trip, a tenth of an uncached
+            # API read's CPU) would buy nothing.
             "SQLALCHEMY_BINDS": {
-                "replica": {"url": self.replica_url, **engine_options, "isolation_level": "AUTOCOMMIT"}
+                "replica": {
+                    "url": self.replica_url,
+                    **engine_options,
+                    "isolation_level": "AUTOCOMMIT",
+                    "pool_pre_ping": False,
+                }
             },
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
             "SQLALCHEMY_RECORD_QUERIES": False,

@@ -47,7 +47,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.metrics import CACHE_REQUESTS
-from app.services.cache import channel_of, current_cache
+from app.services.accounts import KEY_CHECK_MAX_LAG_SECONDS
+from app.services.cache import KEYS, channel_of, current_cache
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -70,6 +71,10 @@ SILENCE = 3.0
 #: The headers of a rendered response that are stored with it (the rest is per request).
 KEPT_HEADERS = frozenset({"content-type", "content-language", "link"})
 CACHE_CONTROL = "no-cache"
+#: API keys kept in memory (app.api.inputs): for how long, and not within how long of a revocation
+#: (the replica a key is checked on is at most that far behind: app.services.accounts).
+KEY_TTL = 60.0
+KEY_QUIET = KEY_CHECK_MAX_LAG_SECONDS
 VARY = "Cookie, Authorization"
 _MAX_REQUEST_ID = 128
 
@@ -125,6 +130,10 @@ class LocalPages:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self.keys: dict[str, tuple[float, Any]] = {}
+        #: Counts revocations heard (and resets); when the last one was.
+        self.keys_epoch = 0
+        self.keys_changed_at = 0.0
         self.entries: dict[str, Entry] = {}
         self.versions: dict[str, int] = {}
         self.size = 0
@@ -148,8 +157,14 @@ class LocalPages:
         self.entries = {}
         self.versions = {}
         self.size = 0
+        self._forget_keys()
         if not live:
             self.sock = None
+
+    def _forget_keys(self) -> None:
+        self.keys = {}
+        self.keys_epoch += 1
+        self.keys_changed_at = time.time()
 
     def heard(self, now: float) -> None:
         self.heard_at = now
@@ -158,6 +173,8 @@ class LocalPages:
         """Apply ``"<namespace> <version> ..."`` from CHANNEL."""
         text = message.decode() if isinstance(message, bytes) else message
         parts = text.split()
+        if KEYS in parts[::2]:
+            self._forget_keys()
         for namespace, version_text in zip(parts[::2], parts[1::2], strict=False):
             version = int(version_text)
             if version > self.versions.get(namespace, -1):
@@ -183,6 +200,25 @@ class LocalPages:
         if entry.fresh_until <= now or self.versions.get(entry.namespace) != entry.version:
             return None
         return entry if self.trusted(now) else None
+
+    def known_key(self, key_hash: str) -> Any | None:
+        """The API key kept for ``key_hash``, while no revocation can have been missed."""
+        kept = self.keys.get(key_hash)
+        if kept is None:
+            return None
+        now = time.time()
+        return kept[1] if kept[0] > now and self.trusted(now) else None
+
+    def keep_key(self, key_hash: str, key: Any, epoch: int) -> None:
+        """Keep ``key`` (read when ``keys_epoch`` was ``epoch``) for KEY_TTL seconds.
+
+        Not while a revocation may still be missing from the replica the key was read on: for
+        KEY_QUIET seconds after one is announced (or the subscription starts), keys are read
+        every time, as without this memory. So a revoked key stops within that bound still."""
+        now = time.time()
+        if epoch != self.keys_epoch or not self.live or now - self.keys_changed_at < KEY_QUIET:
+            return
+        self.keys[key_hash] = (now + KEY_TTL, key)
 
     def put(self, key: str, entry: Entry, generation: int) -> bool:
         """Keep ``entry`` if nothing was thrown away since ``generation`` and its version is current."""
@@ -317,6 +353,22 @@ class ServeFromMemory:
             return []
         start_response(entry.status, entry.headers + extra)
         return [] if method == "HEAD" else [entry.body]
+
+
+def known_api_key(key_hash: str) -> Any | None:
+    """The active API key this process keeps for ``key_hash`` (None: ask the database)."""
+    cache: ResponseCache = current_app.extensions["response_cache"]
+    return cache.pages.known_key(key_hash)
+
+
+def key_epoch() -> int:
+    cache: ResponseCache = current_app.extensions["response_cache"]
+    return cache.pages.keys_epoch
+
+
+def keep_api_key(key_hash: str, key: Any, epoch: int) -> None:
+    cache: ResponseCache = current_app.extensions["response_cache"]
+    cache.pages.keep_key(key_hash, key, epoch)
 
 
 def shares_cache() -> bool:

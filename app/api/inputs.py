@@ -17,9 +17,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.api.problems import MALFORMED_JSON, ProblemError
 from app.identity import use_api_key
 from app.models import ApiKey
+from app.response_cache import keep_api_key, key_epoch, known_api_key
 from app.services import accounts
 from app.services.errors import ValidationFailed
-from app.services.keys import bearer_token
+from app.services.keys import bearer_token, hash_key, looks_like_key
 from app.services.validation import NOT_UNICODE, is_unicode_text
 
 JSON_MIMETYPE = "application/json"
@@ -50,10 +51,27 @@ def api_key(*, required: bool) -> ApiKey | None:
             raise unauthorized("this request needs an API key: send `Authorization: Bearer <key>`", CHALLENGE)
         return None
     token = bearer_token(header)
-    key = accounts.authenticate_api_key(token) if token else None
+    key = authenticate(token) if token else None
     if key is None:
         raise unauthorized("the API key is malformed, unknown or revoked", INVALID_KEY_CHALLENGE)
     use_api_key(key)
+    return key
+
+
+def authenticate(token: str) -> ApiKey | None:
+    """The active key for ``token``: kept in this process's memory while no revocation can
+    have been missed (app.response_cache), else checked as app.services.accounts does."""
+    if not looks_like_key(token):
+        return None
+    key_hash = hash_key(token)
+    key = known_api_key(key_hash)
+    if key is not None:
+        accounts.touch_api_key(key)
+        return key
+    epoch = key_epoch()
+    key = accounts.authenticate_api_key(token)
+    if key is not None:
+        keep_api_key(key_hash, key, epoch)
     return key
 
 

@@ -11,9 +11,9 @@ from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import task_names
-from app.database import db, primary_available, reading_within, replica_fallback, use_primary
+from app.database import db, on_commit, primary_available, reading_within, replica_fallback, use_primary
 from app.models import ApiKey, User
-from app.services import mail, outbox
+from app.services import cache, mail, outbox
 from app.services.errors import Conflict, NotFound, ReadOnly
 from app.services.keys import generate_key, hash_key, looks_like_key
 from app.services.validation import normalize_email, validate_key_name, validate_registration
@@ -88,6 +88,7 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
         raise NotFound("no such API key")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
+        on_commit(cache.invalidate, cache.KEYS)  # processes that keep keys in memory drop them
     db.session.commit()
     return key
 
@@ -122,8 +123,14 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
     if key is None and primary_available():
         with use_primary:
             key = _active_key(key_hash)
-    if key is None:
-        return None
+    if key is not None:
+        touch_api_key(key)
+    return key
+
+
+def touch_api_key(key: ApiKey) -> None:
+    """Record that ``key`` was used: at most once a minute, outside the request's session, and
+    not at all while the primary is down."""
     now = datetime.now(UTC)
     if (key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION) and primary_available():
         try:
@@ -131,7 +138,8 @@ def authenticate_api_key(plaintext: str) -> ApiKey | None:
                 conn.execute(sa.update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         except (DBAPIError, ReadOnly) as exc:
             log.warning("last use of API key %s not recorded: %s", key.id, exc)
-    return key
+            return
+        key.last_used_at = now  # also on a copy a process keeps (app.api.inputs)
 
 
 def set_admin(email: str, is_admin: bool = True) -> User:

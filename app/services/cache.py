@@ -52,6 +52,8 @@ LATEST = "latest"
 #: Pages after a cursor: articles older than a given one. A new article never changes them;
 #: an edit or a deletion may.
 ARCHIVE = "archive"
+#: Announced when a key is revoked: processes that keep API keys in memory drop them.
+KEYS = "keys"
 #: Where every invalidation is announced, for the processes that keep pages in memory
 #: (app.response_cache): one message per invalidation, ``"<namespace> <version> ..."``.
 #: Pub/sub ignores database numbers: the channel names the database (channel_of).

@@ -173,3 +173,24 @@ def test_a_view_from_memory_is_still_counted(app: Flask) -> None:
     assert sources[-1] == "hit"
     with app.app_context():
         assert view_counts.flush_views() == 6
+
+
+def test_a_key_kept_in_memory_is_dropped_the_moment_it_is_revoked(app: Flask) -> None:
+    client = app.test_client()
+    memory: ResponseCache = app.extensions["response_cache"]
+    anonymous_get(client, "/")
+    wait_until(lambda: memory.pages.live, timeout=10, message="the cache subscription to be live")
+    with app.app_context():
+        user = accounts.register_user(f"{uuid.uuid4().hex}@example.com", "Keyholder", "long-enough-password")
+        key, plaintext = accounts.create_api_key(user, "script")
+        user_id, key_id = user.id, key.id
+    auth = {"Authorization": f"Bearer {plaintext}"}
+    memory.pages.keys_changed_at -= 60  # as if the last revocation was long ago
+    assert client.get("/api/v1/me", headers=auth).status_code == 200
+    assert len(memory.pages.keys) == 1, "kept after the first check"
+    assert client.get("/api/v1/me", headers=auth).status_code == 200
+    with app.app_context(), use_primary:
+        accounts.revoke_api_key(db.session.get_one(User, user_id), key_id)
+    assert memory.pages.keys == {}, "the revocation's announcement dropped it"
+    refused = client.get("/api/v1/me", headers=auth)
+    assert refused.status_code == 401, "checked again, on the primary or a replica that has the revocation"

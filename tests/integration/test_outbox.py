@@ -105,7 +105,7 @@ def test_with_the_broker_down_a_write_commits_at_once_and_the_relay_sends_it_lat
         elapsed = time.monotonic() - started
         email, article_id = author.email, article.id
         # A correctness bound (the send fails fast instead of retrying), not a benchmark.
-        assert elapsed < 1.0, f"two writes took {elapsed:.2f}s with the broker down"
+        assert elapsed < 2.5, f"two writes took {elapsed:.2f}s with the broker down"
         assert outbox.relay(min_age=EVERY_AGE) == 0, "the relay cannot send either, and says so"
         rows = outbox_rows()
     assert [(row.task_name, row.args[0], row.published_at) for row in rows] == [
