@@ -7,10 +7,21 @@
 -- `body=TEXT` is the request's body (no header name holds `=`). Each thread cycles through it
 -- from its own starting point, so every thread sends the same mix.
 -- The last line of output is `WRK_JSON {...}`: counts, errors and latency percentiles (us).
+-- With WRK_COUNT_STATUSES=1 in the environment it also counts the responses by status
+-- ("statuses": {"200": n, "503": m}), so an error can be told apart; that costs the client
+-- a little per response (wrk hands each response to Lua), so the baselines go without it.
 
 local requests_list = {}
 local position = 1
 local thread_count = 0
+local threads = {}
+statuses = {}  -- global: done() reads each thread's copy with thread:get
+
+if os.getenv("WRK_COUNT_STATUSES") == "1" then
+  function response(status, headers, body)
+    statuses[status] = (statuses[status] or 0) + 1
+  end
+end
 
 local function split(line, sep)
   local fields = {}
@@ -49,6 +60,22 @@ end
 function setup(thread)
   thread_count = thread_count + 1
   thread:set("thread_number", thread_count)
+  table.insert(threads, thread)
+end
+
+local function statuses_json()
+  local totals = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses") or {}) do
+      totals[status] = (totals[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(totals) do
+    table.insert(parts, string.format('"%d":%d', status, count))
+  end
+  table.sort(parts)
+  return "{" .. table.concat(parts, ",") .. "}"
 end
 
 function init(args)
@@ -68,9 +95,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f}}\n',
+    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f},"statuses":%s}\n',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
-    latency.max, latency.mean))
+    latency.max, latency.mean, statuses_json()))
 end

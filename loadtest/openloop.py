@@ -16,8 +16,9 @@ The mix file is the one loadtest/mix.lua replays: one request per line,
 Prints one line, ``OPENLOOP_JSON {...}``: the target and achieved rate, errors by kind,
 latency percentiles in ms, and the generator's own lag (how late requests left; when its
 p99 is more than a few ms the generator, not the server, is the limit). With
-``--count-header X-Cache`` it also counts the measured responses by that header's value
-(lower-cased; ``(none)`` when absent): `make bench` probes the home page's cache that way.
+``--count-header X-Cache`` it also counts the measured answers (status below 400) by that
+header's value (lower-cased; ``(none)`` when absent): `make bench` probes the home page's
+cache that way.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ async def one_request(
         if measured:
             results.completed += 1
             results.statuses[status] += 1
-            if count_header:
+            if count_header and status < 400:  # errors are counted as errors, not by header
                 results.header_values["(none)" if value is None else value] += 1
             results.latencies.append(finished - due)
             results.lags.append(started - due)

@@ -14,8 +14,9 @@ import pytest
 from tools.bench import site
 from tools.bench.__main__ import parse_args
 from tools.bench.compose import cpu_quota
-from tools.bench.load import cached_weights, mix_lines, request_line, write_lines
-from tools.bench.measure import estimate_minutes, hit_ratio, rotated, serpentine, sum_counts
+from tools.bench.load import cached_weights, mix_lines, request_line, write_lines, wrk_result
+from tools.bench.measure import estimate_minutes, hit_ratio, rotated, serpentine, statuses_text, sum_counts
+from tools.bench.render import errors_text
 
 WEIGHTS = {"detail": 6, "list": 3, "uncached": 1}
 
@@ -56,6 +57,23 @@ def test_write_lines_are_distinct_json_posts_with_the_key() -> None:
     assert request_line("GET", "/", {"Cookie": "session=abc"}) == "GET\t/\tCookie: session=abc"
     with pytest.raises(ValueError):
         request_line("POST", "/x", body="two\nlines")
+
+
+def test_wrk_results_keep_the_error_responses_by_status() -> None:
+    line = (
+        'WRK_JSON {"requests":200,"duration_us":2000000,"bytes":1,'
+        '"errors":{"connect":0,"read":0,"write":0,"status":3,"timeout":1},'
+        '"latency_us":{"p50":1000,"p90":2000,"p99":5000,"p999":9000,"max":12000,"mean":1500.5},'
+        '"statuses":{"200":197,"503":3}}'
+    )
+    result = wrk_result(f"Running 2s test\n{line}\n")
+    assert (result["rps"], result["mean_ms"], result["p99_ms"]) == (100.0, 1.5, 5.0)
+    assert result["errors"] == 4 and result["error_kinds"] == {"status": 3, "timeout": 1}
+    assert result["error_statuses"] == {"503": 3}
+    assert statuses_text(result) == " (503: 3)"
+    assert errors_text(result) == "4 (503: 3)"
+    assert statuses_text({"statuses": {"201": 20, "429": 2}}) == " (429: 2)"  # openloop.py's
+    assert errors_text({"errors": 0}) == "0"
 
 
 def test_openloop_sends_a_body_with_its_length() -> None:

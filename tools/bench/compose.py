@@ -82,8 +82,10 @@ class Stack:
     def container_ids(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).split()
 
-    def exec(self, service: str, *command: str, timeout: float = 600) -> str:
-        return self.compose("exec", "-T", service, *command, timeout=timeout)
+    def exec(self, service: str, *command: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
+        """``command`` in the running ``service`` (with ``env`` added to its environment); its stdout."""
+        settings = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
+        return self.compose("exec", "-T", *settings, service, *command, timeout=timeout)
 
     def copy_into(self, service: str, source: Path, target: str) -> None:
         """Replace the directory ``target`` in the service's container with the contents of ``source``."""

@@ -51,6 +51,8 @@ def wrk_result(output: str) -> dict[str, Any]:
         **{f"{name}_ms": round(latency[name] / 1000, 2) for name in ("p50", "p90", "p99", "p999", "max", "mean")},
         "errors": sum(data["errors"].values()),
         "error_kinds": {k: v for k, v in data["errors"].items() if v},
+        # What the "status" errors were (counted with WRK_COUNT_STATUSES=1 only).
+        "error_statuses": {code: n for code, n in data.get("statuses", {}).items() if int(code) >= 400},
     }
 
 
@@ -153,18 +155,22 @@ class LoadClient:
             "uncached": f"/api/v1/articles?page=1..{api_pages}&per_page=20 with an API key",
         }
 
-    def wrk_output(self, url: str, mix: str, connections: int, seconds: float, threads: int) -> str:
+    def wrk_output(
+        self, url: str, mix: str, connections: int, seconds: float, threads: int, statuses: bool = False
+    ) -> str:
         return self.stack.exec(
             CLIENT,
             *("wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", LUA, url),
             *("--", f"{CLIENT_DIR}/{mix}"),
             timeout=seconds + 60,
+            env={"WRK_COUNT_STATUSES": "1" if statuses else "0"},
         )
 
-    def wrk(self, url: str, mix: str, connections: int, seconds: float) -> dict[str, Any]:
-        """A closed-loop run: ``connections`` connections replay ``mix`` against ``url`` for ``seconds``."""
+    def wrk(self, url: str, mix: str, connections: int, seconds: float, statuses: bool = True) -> dict[str, Any]:
+        """A closed-loop run: ``connections`` connections replay ``mix`` against ``url`` for ``seconds``;
+        with ``statuses``, the error responses are counted by status (a little client CPU each)."""
         threads = max(1, min(self.threads, connections))
-        return wrk_result(self.wrk_output(url, mix, connections, seconds, threads))
+        return wrk_result(self.wrk_output(url, mix, connections, seconds, threads, statuses))
 
     def answers(self, url: str, mix: str) -> bool:
         """A one-second, one-connection wrk run gets through to ``url``."""

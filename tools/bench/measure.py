@@ -204,21 +204,24 @@ class Benchmark:
         duration: float | None = None,
         warmup: float | None = None,
         quiet: bool = False,
+        statuses: bool = True,
     ) -> dict[str, Any]:
-        """Warm up, then one measured wrk run with CPU accounting."""
+        """Warm up, then one measured wrk run with CPU accounting (and errors by status, but for the
+        baselines, whose rate the client's per-response work would lower)."""
         assert self.meter is not None
         duration = self.args.duration if duration is None else duration
         warmup = self.args.warmup if warmup is None else warmup
         if warmup > 0:
-            self.client.wrk(url, mix, connections, warmup)
+            self.client.wrk(url, mix, connections, warmup, statuses=False)
         with self.meter.measure() as cpu:
-            result = self.client.wrk(url, mix, connections, duration)
+            result = self.client.wrk(url, mix, connections, duration, statuses)
         result.update(cpu)
         self.raw["wrk"].append({"label": label, **result})
         if not quiet:
             say(
                 f"{label}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms,"
-                f" {result['errors']} errors; host CPU {result['host_cpu']['busy_cores']:.2f} cores"
+                f" {result['errors']} errors{statuses_text(result)};"
+                f" host CPU {result['host_cpu']['busy_cores']:.2f} cores"
             )
         return result
 
@@ -281,6 +284,7 @@ class Benchmark:
                 "p50_ms": summarise(r["p50_ms"] for r in runs),
                 "p99_ms": summarise(r["p99_ms"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
+                "error_statuses": sum_counts([error_statuses(r) for r in runs]),
                 "requests": sum(r["requests"] for r in runs),
             }
             for name, runs in results.items()
@@ -332,12 +336,12 @@ class Benchmark:
     # -- scaling: baselines and the two read scenarios, by replica count --
 
     def baselines_once(self, index: int) -> dict[str, dict[str, Any]]:
-        static = self.timed(f"nginx_static/r{index + 1}", NGINX, "static.tsv", 64)
+        static = self.timed(f"nginx_static/r{index + 1}", NGINX, "static.tsv", 64, statuses=False)
         self.stack.up(HELLO, no_deps=True)
         self.stack.check_cpu_limit(HELLO)
         hello_url = f"http://{HELLO}:8000"
         wait_until(lambda: self.client.answers(hello_url, "hello.tsv"), 60, "bench-hello to answer")
-        hello = self.timed(f"bare_gunicorn/r{index + 1}", hello_url, "hello.tsv", self.args.connections)
+        hello = self.timed(f"bare_gunicorn/r{index + 1}", hello_url, "hello.tsv", self.args.connections, statuses=False)
         self.stack.stop(HELLO)
         return {"nginx_static": static, "bare_gunicorn": hello}
 
@@ -452,7 +456,8 @@ class Benchmark:
                 ratio = hit_ratio(counts)
                 say(
                     f"read/write round {index + 1}: reads {reads['rps']:,.0f} req/s (p99 {reads['p99_ms']:.1f} ms,"
-                    f" {reads['errors']} errors), {writes['rps']:g} writes/s ({writes['errors']} errors),"
+                    f" {reads['errors']} errors{statuses_text(reads)}), {writes['rps']:g} writes/s"
+                    f" ({writes['errors']} errors{statuses_text(writes)}),"
                     f" home page X-Cache {counts or 'absent'}"
                     + (f": hit ratio {ratio:.1%}" if ratio is not None else "")
                 )
@@ -469,10 +474,12 @@ class Benchmark:
             "writes_per_s": summarise(r["writes"]["rps"] for r in rounds),
             "write_p99_ms": summarise(r["writes"]["p99_ms"] for r in rounds),
             "write_errors": sum(r["writes"]["errors"] for r in rounds),
+            "write_error_statuses": sum_counts([error_statuses(r["writes"]) for r in rounds]),
             "hit_ratio": summarise(hit_ratio(r["probe"].get("header_counts", {})) for r in rounds),
             "x_cache": counts,
             "probe_p99_ms": summarise(r["probe"]["p99_ms"] for r in rounds),
             "probe_errors": sum(r["probe"]["errors"] for r in rounds),
+            "probe_error_statuses": sum_counts([error_statuses(r["probe"]) for r in rounds]),
         }
 
     # -- the whole run --
@@ -594,6 +601,18 @@ def command_text(command: str) -> str:
     return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in given), command])
 
 
+def error_statuses(result: dict[str, Any]) -> dict[str, int]:
+    """A generator result's error responses by status: wrk's error_statuses, or openloop.py's statuses >= 400."""
+    every = result.get("error_statuses") or result.get("statuses") or {}
+    return {code: n for code, n in every.items() if int(code) >= 400}
+
+
+def statuses_text(result: dict[str, Any]) -> str:
+    """`` (503: 4, 500: 1)``: a run's error responses by status ('' without any)."""
+    counts = error_statuses(result)
+    return f" ({', '.join(f'{code}: {n}' for code, n in sorted(counts.items()))})" if counts else ""
+
+
 def mix_text(weights: dict[str, int]) -> str:
     total = sum(weights.values())
     return ", ".join(f"{weights[kind] / total:.0%} {label}" for kind, label in MIX_LABELS.items() if weights[kind])
@@ -601,17 +620,14 @@ def mix_text(weights: dict[str, int]) -> str:
 
 def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The rounds of one closed-loop configuration: stats of its figures, summed errors, median CPU."""
-    error_kinds: dict[str, int] = {}
-    for result in results:
-        for kind, count in result.get("error_kinds", {}).items():
-            error_kinds[kind] = error_kinds.get(kind, 0) + count
     return {
         "rps": summarise(r["rps"] for r in results),
         "p50_ms": summarise(r["p50_ms"] for r in results),
         "p99_ms": summarise(r["p99_ms"] for r in results),
         "p999_ms": summarise(r["p999_ms"] for r in results),
         "errors": sum(r["errors"] for r in results),
-        "error_kinds": error_kinds,
+        "error_kinds": sum_counts([r.get("error_kinds", {}) for r in results]),
+        "error_statuses": sum_counts([r.get("error_statuses", {}) for r in results]),
         "cpu": median_of_maps([r["cpu"] for r in results]),
         "throttled": median_of_maps([r.get("throttled", {}) for r in results]),
         "host_busy_cores": summarise(r["host_cpu"]["busy_cores"] for r in results),
@@ -623,7 +639,8 @@ CACHE_HITS = ("hit", "shared")
 
 
 def hit_ratio(counts: dict[str, int]) -> float | None:
-    """(hit + shared) / all probed responses; None when no response carried X-Cache at all."""
+    """(hit + shared) / the probe's answers (errors are not counted here but as probe errors);
+    None when no answer carried X-Cache at all."""
     total = sum(counts.values())
     if not total or counts.get("(none)", 0) == total:
         return None

@@ -53,6 +53,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "")
     return "\n".join(lines)
 
 
+def errors_text(entry: Mapping[str, Any], prefix: str = "") -> str:
+    """A run's error count, with the error responses by status where they were counted: ``16 (503: 12, 500: 4)``."""
+    counts = entry.get(f"{prefix}error_statuses") or {}
+    detail = ", ".join(f"{code}: {n:,}" for code, n in sorted(counts.items()))
+    return fmt(entry.get(f"{prefix}errors")) + (f" ({detail})" if detail else "")
+
+
 def is_web(name: str) -> bool:
     return re.fullmatch(r"web-\d+", name) is not None
 
@@ -149,7 +156,7 @@ def scaling_section(report: Mapping[str, Any], scenario: str, heading: str) -> l
                 pct(reports.of_bare(report, scenario, n)),
                 stat(run["p50_ms"], 1),
                 stat(run["p99_ms"], 1),
-                fmt(run["errors"]),
+                errors_text(run),
                 fmt(web_cores(run), 2),
                 f"{100 * sum(throttled) / len(throttled):.0f}%" if throttled else "-",
                 stat(run.get("host_busy_cores"), 2),
@@ -263,20 +270,22 @@ def read_write_section(report: Mapping[str, Any], heading: str) -> list[str]:
                 "write errors",
                 "home page hit ratio",
                 "X-Cache counts",
+                "probe errors",
             ],
             [
                 [
                     stat(rw["rps"]),
                     stat(rw["p99_ms"], 1),
-                    fmt(rw["errors"]),
+                    errors_text(rw),
                     stat(rw.get("writes_per_s"), 2),
                     stat(rw.get("write_p99_ms"), 1),
-                    fmt(rw.get("write_errors")),
+                    errors_text(rw, "write_"),
                     pct(rw.get("hit_ratio")) if rw.get("hit_ratio") else "not measured (no X-Cache)",
                     counted,
+                    errors_text(rw, "probe_"),
                 ]
             ],
-            "rrrrrrrl",
+            "rrrrrrrlr",
         ),
         "",
     ]
@@ -311,7 +320,7 @@ def data_size_section(report: Mapping[str, Any], heading: str) -> list[str]:
                 stat(reports.size_ratio(path), 2, suffix="x"),
                 stat(at_small.get("p99_ms"), 1),
                 stat(at_large.get("p99_ms"), 1),
-                fmt(at_small.get("errors", 0) + at_large.get("errors", 0)),
+                " / ".join(errors_text(entry) for entry in (at_small, at_large) if entry),
             ]
         )
     out = [
@@ -328,7 +337,7 @@ def data_size_section(report: Mapping[str, Any], heading: str) -> list[str]:
                 "ratio",
                 f"p99 ms at {small_text}",
                 f"p99 ms at {large_text}",
-                "errors",
+                "errors (each size)",
             ],
             rows,
             "llrrrrrr",
