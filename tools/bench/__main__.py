@@ -6,7 +6,8 @@ BENCH_PATH_DURATION=10 BENCH_CONNECTIONS=16 (per replica) BENCH_THREADS=2
 BENCH_MIX=detail=6,list=3,uncached=1 BENCH_LOADS=0.5,0.8 BENCH_ARTICLES=1000
 BENCH_LARGE_ARTICLES=1000000 (0: no large size) BENCH_WRITE_RATE=1 (0: no read/write run)
 BENCH_PROBE_RATE=15 BENCH_PROJECT=newsdesk-bench BENCH_HTTP_PORT=8090 BENCH_KEEP=0 BENCH_README=1
-BENCH_STRICT=0. A short trial: --replicas 1,2 --repetitions 2 --duration 3 --warmup 1 --path-duration 2
+BENCH_STRICT=0; BENCH_API_WRITE_LIMIT=6000/minute (the replicas' API_WRITE_LIMIT in the bench project).
+A short trial: --replicas 1,2 --repetitions 2 --duration 3 --warmup 1 --path-duration 2
 --large-articles 20000 --no-readme --out /tmp/bench-dev.
 Exit status: 0, 1 when a step failed (the large size failing still writes the report), 2 with --strict
 when a target is missed, 130 when interrupted.

@@ -45,7 +45,7 @@ PATH_WARMUP = 2.0
 #: Overheads for the time estimate (seconds): starting a generator, a scale step, seeding 1M.
 RUN_OVERHEAD = 3.0
 SCALE_STEP = 15.0
-LARGE_SEED_PER_MILLION = 240.0
+LARGE_SEED_PER_MILLION = 120.0
 
 MIX_LABELS = {
     "detail": "cached article pages",
