@@ -200,6 +200,17 @@ def test_a_target_without_its_run_is_not_measured(sample: dict) -> None:
     assert "Reads with one write a second" not in markdown
 
 
+def test_an_open_loop_run_without_answers_misses_its_target(sample: dict, tmp_path: Path) -> None:
+    swamped = copy.deepcopy(sample)
+    half = next(entry for entry in swamped["fixed_rate"] if entry["load"] == 0.5)
+    half.update(p50_ms=None, p99_ms=None, p999_ms=None, errors=1234)
+    row = next(row for row in report.targets(swamped) if row["target"].startswith("p99 at 50% of peak"))
+    assert row["met"] is False and row["value"] is None
+    paths = render.write_reports(swamped, tmp_path)
+    assert "| 50% |" in paths["md"].read_text()
+    assert png_size(paths["png"].read_bytes()) == (chart.WIDTH_PX, chart.HEIGHT_PX)
+
+
 def test_a_report_from_before_repetitions_is_read_as_one_round(legacy: dict, tmp_path: Path) -> None:
     current = report.upgrade(legacy)
     report.validate(current)

@@ -215,12 +215,14 @@ def measure(args: argparse.Namespace) -> int:
             bench.stack.down()
 
     report = bench.report(measured)
-    paths = publish(report, args.out, args.readme)
+    # The measurements first, so that a report that cannot be rendered loses nothing.
     history = args.out / "runs" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     history.mkdir(parents=True, exist_ok=True)
+    (history / "raw.json").write_text(json.dumps(bench.raw, indent=2) + "\n")
+    (history / "scaling.json").write_text(json.dumps(report, indent=2) + "\n")
+    paths = publish(report, args.out, args.readme)
     for path in paths.values():
         shutil.copy2(path, history / path.name)
-    (history / "raw.json").write_text(json.dumps(bench.raw, indent=2) + "\n")
     print()
     print(render.render_markdown(report, image=None))
     for path in paths.values():

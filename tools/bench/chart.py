@@ -120,7 +120,7 @@ def latency_panel(axes: Axes, report: Mapping[str, Any], counts: Sequence[int]) 
         p99s = [run["p99_ms"] for run in cached.values()]
         plot_stats(axes, list(cached), p99s, "p99 at saturation, cached only", ORANGE, style=":")
     half = reports.fixed_rate_at(report, 0.5)
-    if half is not None:
+    if half is not None and half["p99_ms"] is not None:
         at = (half.get("replicas") or max(counts)) + 0.1  # beside the closed-loop points of that count
         plot_stats(axes, [at], [half["p99_ms"]], "p99 at 50% of peak (open loop)", GREEN, "right")
     style_panel(axes, "p99 latency vs replicas", "milliseconds", "web replicas", counts)
