@@ -176,7 +176,7 @@ class Settings:
             replica_max_lag_bytes=env_int(env, "REPLICA_MAX_LAG_BYTES", 16 * 1024 * 1024, 0, 2**40),
             replica_max_lag_seconds=env_float(env, "REPLICA_MAX_LAG_SECONDS", 10.0, 0.0, 3600.0),
             replica_backoff_seconds=env_float(env, "REPLICA_BACKOFF_SECONDS", 5.0, 0.1, 600.0),
-            replica_lsn_cache_ms=env_int(env, "REPLICA_LSN_CACHE_MS", 20, 0, 10000),
+            replica_lsn_cache_ms=env_int(env, "REPLICA_LSN_CACHE_MS", 100, 0, 10000),
             read_your_writes_ttl=env_int(env, "READ_YOUR_WRITES_TTL", 30, 1, 3600),
             smtp_host=env_str(env, "SMTP_HOST"),
             smtp_port=env_int(env, "SMTP_PORT", 587, 1, 65535),

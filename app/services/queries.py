@@ -138,6 +138,28 @@ _SUMMARY_COLUMNS = (
     User.display_name.label("author_name"),
 )
 _TOTAL = sa.select(ArticleTotals.articles).where(ArticleTotals.id == 1).scalar_subquery().label("total")
+_NEWEST_FIRST = (Article.published_at.desc(), Article.id.desc())
+# Built once, with bound parameters: building a select and its cache key on every request was
+# a tenth of an uncached list's CPU. A numbered page reads the total in the same statement.
+_NUMBERED_PAGE = (
+    sa.select(*_SUMMARY_COLUMNS, _TOTAL)
+    .join(User, User.id == Article.author_id)
+    .order_by(*_NEWEST_FIRST)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .offset(sa.bindparam("offset", type_=sa.Integer))
+)
+_PAGE_AFTER = (
+    sa.select(*_SUMMARY_COLUMNS)
+    .join(User, User.id == Article.author_id)
+    .where(
+        sa.tuple_(Article.published_at, Article.id)
+        < sa.tuple_(
+            sa.bindparam("published_at", type_=Article.published_at.type), sa.bindparam("id", type_=sa.BigInteger)
+        )
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
 
 
 def summary_dict(row: sa.Row[Any]) -> dict[str, Any]:
@@ -161,18 +183,11 @@ def list_articles(per_page: int, *, page: int = 1, after: Cursor | None = None) 
     the articles older than ``after``, else numbered page ``page`` (an OFFSET: deep pages cost
     more; the cursor does not). One query: one row more than the page tells whether there is a
     next, and a numbered page reads the total from the counter in the same statement."""
-    columns = _SUMMARY_COLUMNS if after is not None else (*_SUMMARY_COLUMNS, _TOTAL)
-    query = (
-        sa.select(*columns)
-        .join(User, User.id == Article.author_id)
-        .order_by(Article.published_at.desc(), Article.id.desc())
-        .limit(per_page + 1)
-    )
     if after is not None:
-        query = query.where(sa.tuple_(Article.published_at, Article.id) < (after.published_at, after.id))
-    elif page > 1:
-        query = query.offset((page - 1) * per_page)
-    rows = db.session.execute(query).all()
+        query, params = _PAGE_AFTER, {"published_at": after.published_at, "id": after.id, "limit": per_page + 1}
+    else:
+        query, params = _NUMBERED_PAGE, {"offset": (page - 1) * per_page, "limit": per_page + 1}
+    rows = db.session.execute(query, params).all()
     shown = rows[:per_page]
     last = shown[-1] if len(rows) > per_page else None
     next_cursor = Cursor(last.published_at, last.id).encode() if last is not None else None
