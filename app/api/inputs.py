@@ -15,6 +15,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.problems import MALFORMED_JSON, ProblemError
+from app.database import db
 from app.identity import use_api_key
 from app.models import ApiKey
 from app.response_cache import keep_api_key, key_epoch, known_api_key
@@ -71,6 +72,10 @@ def authenticate(token: str) -> ApiKey | None:
     epoch = key_epoch()
     key = accounts.authenticate_api_key(token)
     if key is not None:
+        # Out of the session, with the user it was loaded with: a copy kept across requests must
+        # not be expired by this request's commit (and then fail to reload, being detached).
+        db.session.expunge(key.user)
+        db.session.expunge(key)
         keep_api_key(key_hash, key, epoch)
     return key
 
