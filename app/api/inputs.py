@@ -9,9 +9,11 @@ services take over, and they write nothing until they have accepted the fields.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, NoReturn, overload
+from typing import Any, Literal, NoReturn, cast, overload
 
+import sqlalchemy as sa
 from flask import request
+from sqlalchemy.orm import InstanceState
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.problems import MALFORMED_JSON, ProblemError
@@ -74,8 +76,10 @@ def authenticate(token: str) -> ApiKey | None:
     if key is not None:
         # Out of the session, with the user it was loaded with: a copy kept across requests must
         # not be expired by this request's commit (and then fail to reload, being detached).
-        db.session.expunge(key.user)
-        db.session.expunge(key)
+        for loaded in (key.user, key):
+            state = cast("InstanceState[object] | None", sa.inspect(loaded, raiseerr=False))
+            if state is not None and state.session is not None:
+                db.session.expunge(loaded)
         keep_api_key(key_hash, key, epoch)
     return key
 
