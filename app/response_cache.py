@@ -355,20 +355,10 @@ class ServeFromMemory:
         return [] if method == "HEAD" else [entry.body]
 
 
-def known_api_key(key_hash: str) -> Any | None:
-    """The active API key this process keeps for ``key_hash`` (None: ask the database)."""
+def local_pages() -> LocalPages:
+    """This process's memory (also where API keys are kept: app.api.inputs)."""
     cache: ResponseCache = current_app.extensions["response_cache"]
-    return cache.pages.known_key(key_hash)
-
-
-def key_epoch() -> int:
-    cache: ResponseCache = current_app.extensions["response_cache"]
-    return cache.pages.keys_epoch
-
-
-def keep_api_key(key_hash: str, key: Any, epoch: int) -> None:
-    cache: ResponseCache = current_app.extensions["response_cache"]
-    cache.pages.keep_key(key_hash, key, epoch)
+    return cache.pages
 
 
 def shares_cache() -> bool:

@@ -20,7 +20,7 @@ from app.api.problems import MALFORMED_JSON, ProblemError
 from app.database import db
 from app.identity import use_api_key
 from app.models import ApiKey
-from app.response_cache import keep_api_key, key_epoch, known_api_key
+from app.response_cache import local_pages
 from app.services import accounts
 from app.services.errors import ValidationFailed
 from app.services.keys import bearer_token, hash_key, looks_like_key
@@ -67,11 +67,12 @@ def authenticate(token: str) -> ApiKey | None:
     if not looks_like_key(token):
         return None
     key_hash = hash_key(token)
-    key = known_api_key(key_hash)
+    memory = local_pages()
+    key = memory.known_key(key_hash)
     if key is not None:
         accounts.touch_api_key(key)
         return key
-    epoch = key_epoch()
+    epoch = memory.keys_epoch
     key = accounts.authenticate_api_key(token)
     if key is not None:
         # Out of the session, with the user it was loaded with: a copy kept across requests must
@@ -80,7 +81,7 @@ def authenticate(token: str) -> ApiKey | None:
             state = cast("InstanceState[object] | None", sa.inspect(loaded, raiseerr=False))
             if state is not None and state.session is not None:
                 db.session.expunge(loaded)
-        keep_api_key(key_hash, key, epoch)
+        memory.keep_key(key_hash, key, epoch)
     return key
 
 

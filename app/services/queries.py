@@ -90,18 +90,23 @@ class Listing:
         }
 
 
-def article_dict(article: Article, *, with_body: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": article.id,
-        "title": article.title,
-        "author": {"id": article.author.id, "display_name": article.author.display_name},
-        "status": article.status,
-        "summary": article.summary,
-        "keywords": list(article.keywords or []),
-        "views": article.views,
-        "published_at": article.published_at.isoformat(),
-        "updated_at": article.updated_at.isoformat(),
+def _summary(item: Any, author_id: int, author_name: str) -> dict[str, Any]:
+    """What every read shows of an article, from a model or a listing row (same attribute names)."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "author": {"id": author_id, "display_name": author_name},
+        "status": item.status,
+        "summary": item.summary,
+        "keywords": list(item.keywords or []),
+        "views": item.views,
+        "published_at": item.published_at.isoformat(),
+        "updated_at": item.updated_at.isoformat(),
     }
+
+
+def article_dict(article: Article, *, with_body: bool = True) -> dict[str, Any]:
+    data = _summary(article, article.author.id, article.author.display_name)
     if with_body:
         data["body"] = article.body
     return data
@@ -164,17 +169,7 @@ _PAGE_AFTER = (
 
 def summary_dict(row: sa.Row[Any]) -> dict[str, Any]:
     """A listing row as ``article_dict(..., with_body=False)`` shapes an article."""
-    return {
-        "id": row.id,
-        "title": row.title,
-        "author": {"id": row.author_id, "display_name": row.author_name},
-        "status": row.status,
-        "summary": row.summary,
-        "keywords": list(row.keywords or []),
-        "views": row.views,
-        "published_at": row.published_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-    }
+    return _summary(row, row.author_id, row.author_name)
 
 
 @replica_fallback

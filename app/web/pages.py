@@ -78,21 +78,23 @@ def popular() -> ResponseReturnValue:
     return cached_response(cache.LATEST, "popular", cache.POPULAR_TTL, render) if shares_cache() else render()
 
 
+def existing_article(article_id: int) -> dict[str, Any]:
+    found = get_article(article_id)
+    if found is None:
+        abort(404)
+    return found
+
+
 @bp.get(f"/articles/{ARTICLE}")
 def article(article_id: int) -> ResponseReturnValue:
     if shares_cache():
 
         def render() -> ResponseReturnValue:
-            found = get_article(article_id)
-            if found is None:
-                abort(404)
-            return render_template("pages/article.html", article=found, is_author=False)
+            return render_template("pages/article.html", article=existing_article(article_id), is_author=False)
 
         namespace = cache.article_namespace(article_id)
         return cached_response(namespace, "page", cache.DETAIL_TTL, render, view_of=article_id)
-    found = get_article(article_id)
-    if found is None:
-        abort(404)
+    found = existing_article(article_id)
     is_author = is_author_of(found)
     if not is_author:
         view_counts.record_view(article_id)
@@ -120,9 +122,7 @@ def write() -> ResponseReturnValue:
 @bp.route(f"/articles/{ARTICLE}/edit", methods=["GET", "POST"])
 @login_required
 def edit(article_id: int) -> ResponseReturnValue:
-    current = get_article(article_id)
-    if current is None:
-        abort(404)
+    current = existing_article(article_id)
     if not is_author_of(current):
         abort(403)
     # On a POST the submitted values win; on a GET the form starts from the article.
