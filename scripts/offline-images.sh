@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# scripts/offline-images.sh - make sure the four base images of the Newsdesk
-# stack exist locally, building compatible local stand-ins when no container
-# registry can be reached.
+# scripts/offline-images.sh - make sure the base images of the Newsdesk stack
+# (four for the services, four for monitoring) exist locally, building
+# compatible local stand-ins when no container registry can be reached.
 #
 # Usage: bash scripts/offline-images.sh [--force-local] [--rebuild] [--help]
 #
-# For each of PYTHON_IMAGE, NGINX_IMAGE, POSTGRES_IMAGE and REDIS_IMAGE (taken
-# from the environment, else from the project's .env, else the official
-# default) the script:
+# For each of the eight *_IMAGE variables in the table below (the value is
+# taken from the environment, else from the project's .env, else the official
+# default in .env.example) the script:
 #   1. does nothing if the image already exists locally (docker image inspect);
 #   2. else tries `docker pull` (60 s timeout, DOCKER_PULL_TIMEOUT overrides);
 #   3. else builds newsdesk-local/<name>:<tag> from scripts/offline/<name>/
@@ -17,11 +17,15 @@
 # --rebuild also rebuilds the local images (and their base) even if cached.
 # One line per image says what was used.
 #
-#   variable        official default            local stand-in
-#   PYTHON_IMAGE    python:3.11-slim-bookworm   newsdesk-local/python:3.11-bookworm
-#   NGINX_IMAGE     nginx:1.28                  newsdesk-local/nginx:1.31-bookworm
-#   POSTGRES_IMAGE  postgres:16-bookworm        newsdesk-local/postgres:15-bookworm
-#   REDIS_IMAGE     redis:7.4-bookworm          newsdesk-local/redis:7.0-bookworm
+#   variable                 official default                              local stand-in
+#   PYTHON_IMAGE             python:3.11-slim-bookworm                     newsdesk-local/python:3.11-bookworm
+#   NGINX_IMAGE              nginx:1.28                                    newsdesk-local/nginx:1.31-bookworm
+#   POSTGRES_IMAGE           postgres:16-bookworm                          newsdesk-local/postgres:15-bookworm
+#   REDIS_IMAGE              redis:7.4-bookworm                            newsdesk-local/redis:7.0-bookworm
+#   PROMETHEUS_IMAGE         prom/prometheus:v2.55.1                       newsdesk-local/prometheus:2.42-bookworm
+#   ALERTMANAGER_IMAGE       prom/alertmanager:v0.27.0                     newsdesk-local/alertmanager:0.25-bookworm
+#   POSTGRES_EXPORTER_IMAGE  prometheuscommunity/postgres-exporter:v0.15.0 newsdesk-local/postgres-exporter:0.11-bookworm
+#   REDIS_EXPORTER_IMAGE     oliver006/redis_exporter:v1.62.0              newsdesk-local/redis-exporter:1.45-bookworm
 #
 # The local images are NOT copies of the official ones; each honours only the
 # part of the official image's contract that the stack relies on (documented in
@@ -43,6 +47,21 @@
 #              redis-server, official-style entrypoint (chown + gosu redis),
 #              `--protected-mode no` added when no config file is given,
 #              port 6379, redis-cli.
+#   prometheus - Debian's Prometheus 2.42: ENTRYPOINT /bin/prometheus, CMD
+#              --config.file=/etc/prometheus/prometheus.yml
+#              --storage.tsdb.path=/prometheus, /bin/promtool, user nobody,
+#              WORKDIR/VOLUME /prometheus, port 9090, busybox wget.
+#   alertmanager - Debian's Alertmanager 0.25: ENTRYPOINT /bin/alertmanager,
+#              CMD --config.file=/etc/alertmanager/alertmanager.yml
+#              --storage.path=/alertmanager, /bin/amtool, user nobody,
+#              WORKDIR/VOLUME /alertmanager, port 9093, busybox wget, no web UI.
+#   postgres-exporter - Debian's postgres_exporter 0.11: ENTRYPOINT
+#              /bin/postgres_exporter, DATA_SOURCE_NAME (or DATA_SOURCE_URI/
+#              USER/PASS), --extend.query-path, user nobody, port 9187, busybox
+#              wget; only the database/bgwriter collectors, no --config.file.
+#   redis-exporter - Debian's redis_exporter 1.45: ENTRYPOINT /redis_exporter,
+#              REDIS_ADDR/REDIS_USER/REDIS_PASSWORD(_FILE)/REDIS_EXPORTER_*,
+#              user nobody (not 59000), port 9121, no wget (as official).
 #
 # All local images derive from newsdesk-local/debian:bookworm, made here with
 # `debootstrap --variant=minbase` from the host's own Debian mirror (read from
@@ -74,6 +93,10 @@ IMAGES=(
     "nginx|NGINX_IMAGE|newsdesk-local/nginx:1.31-bookworm"
     "postgres|POSTGRES_IMAGE|newsdesk-local/postgres:15-bookworm"
     "redis|REDIS_IMAGE|newsdesk-local/redis:7.0-bookworm"
+    "prometheus|PROMETHEUS_IMAGE|newsdesk-local/prometheus:2.42-bookworm"
+    "alertmanager|ALERTMANAGER_IMAGE|newsdesk-local/alertmanager:0.25-bookworm"
+    "postgres-exporter|POSTGRES_EXPORTER_IMAGE|newsdesk-local/postgres-exporter:0.11-bookworm"
+    "redis-exporter|REDIS_EXPORTER_IMAGE|newsdesk-local/redis-exporter:1.45-bookworm"
 )
 
 FORCE_LOCAL=0
@@ -83,7 +106,7 @@ SUDO=()
 BASE_READY=0
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 log() { printf '[offline-images] %s\n' "$*" >&2; }
@@ -499,27 +522,27 @@ main() {
             # the local stand-in was asked for: (re)build it if missing or stale
             build_service "$name" "$local_image"
             set_env_var "$var" "$local_image"
-            printf '%-14s = %-38s (local, %s%s; %s)\n' "$var" "$local_image" "$BUILD_NOTE" \
+            printf '%-23s = %-46s (local, %s%s; %s)\n' "$var" "$local_image" "$BUILD_NOTE" \
                 "$( ((FORCE_LOCAL)) && printf '; --force-local' )" "$(elapsed "$start")"
             continue
         fi
 
         if image_exists "$current"; then
-            printf '%-14s = %-38s (already present)\n' "$var" "$current"
+            printf '%-23s = %-46s (already present)\n' "$var" "$current"
             continue
         fi
 
         if [[ "$current" != newsdesk-local/* ]]; then
             log "pulling $current (timeout ${PULL_TIMEOUT}s) ..."
             if try_pull "$current"; then
-                printf '%-14s = %-38s (pulled; %s)\n' "$var" "$current" "$(elapsed "$start")"
+                printf '%-23s = %-46s (pulled; %s)\n' "$var" "$current" "$(elapsed "$start")"
                 continue
             fi
             log "cannot pull $current; using the local stand-in $local_image"
         fi
         build_service "$name" "$local_image"
         set_env_var "$var" "$local_image"
-        printf '%-14s = %-38s (local, %s; %s not available; %s)\n' \
+        printf '%-23s = %-46s (local, %s; %s not available; %s)\n' \
             "$var" "$local_image" "$BUILD_NOTE" "$current" "$(elapsed "$start")"
     done
     remove_replaced_images
