@@ -12,7 +12,7 @@ COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up deploy down clean logs ps seed test test-unit test-integration test-e2e test-clean lint
+.PHONY: help prepare build up deploy down clean logs ps seed monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,11 +34,22 @@ up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .e
 deploy: build ## Roll out new code without a failed request: migrate, then replace web, worker and beat (scripts/deploy.sh)
 	@scripts/deploy.sh
 
-down: ## Stop the stack (data volumes are kept)
-	$(COMPOSE) --profile test down --remove-orphans
+down: ## Stop the stack and its monitoring (data volumes are kept)
+	$(COMPOSE) --profile test --profile monitoring down --remove-orphans
 
-clean: ## Stop the stack and delete its data volumes
-	$(COMPOSE) --profile test down --remove-orphans --volumes
+clean: ## Stop the stack and delete its data volumes (Prometheus's too)
+	$(COMPOSE) --profile test --profile monitoring down --remove-orphans --volumes
+
+monitoring: prepare ## On the running stack: Prometheus (127.0.0.1:9090), Alertmanager, exporters, Flower (127.0.0.1:5555); graphs on /ops
+	@scripts/monitoring.sh up
+
+monitoring-down: ## Stop the monitoring profile (Prometheus keeps its data)
+	@scripts/monitoring.sh down
+
+screenshot: ## PNG of /ops as a new admin sees it (Debian's headless Chromium): reports/monitoring/ops.png; SCREENSHOT_PATH=/ picks another page
+	@scripts/venv.sh
+	@command -v chromium >/dev/null || { . scripts/lib.sh && apt_install chromium fonts-dejavu-core; }
+	$(VENV)/python -m tools.screenshot --create-admin --path $(or $(SCREENSHOT_PATH),/ops)
 
 seed: ## More demo data: make seed USERS=50 ARTICLES=10000
 	$(COMPOSE) exec -T web flask seed --users $(or $(USERS),20) --articles $(or $(ARTICLES),1000)
@@ -52,11 +63,14 @@ ps: ## Show the services and their health
 # The tests run in a compose project of their own (scripts/test.sh): newsdesk-test, nginx on
 # 127.0.0.1:8180 (TEST_PROJECT, TEST_HTTP_PORT), removed afterwards unless KEEP=1. The user's
 # stack and its data are never touched.
-test: ## Unit, integration, e2e tests and the short chaos suite in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
-	@scripts/test.sh unit integration e2e chaos
+test: ## Unit tests, alert rules, integration, e2e (with the monitoring profile) and the short chaos suite in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
+	@scripts/test.sh unit rules integration e2e monitoring chaos
 
 test-unit: ## Unit tests (no services), in the app image, in the test project
 	@scripts/test.sh unit
+
+test-rules: ## promtool: Prometheus's config and the alert rules' unit tests (monitoring/tests)
+	@scripts/test.sh rules
 
 test-integration: ## Integration tests against the test project's PostgreSQL primary + replica and Redis
 	@scripts/test.sh integration

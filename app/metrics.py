@@ -11,6 +11,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -31,6 +32,14 @@ CACHE_REQUESTS = Counter(
     "newsdesk_cache_requests",
     "Lookups in the shared cache.",
     ["result"],
+)
+#: 1 per process, naming its container: Prometheus discovers targets by address, graphs and
+#: alerts name them by hostname (``* on(instance) group_left(hostname) newsdesk_process_info``).
+PROCESS_INFO = Gauge(
+    "newsdesk_process_info",
+    "The container (hostname) and role (web, worker, beat) of this metrics endpoint.",
+    ["hostname", "role"],
+    multiprocess_mode="max",
 )
 OUTBOX_SENDS = Counter(
     "newsdesk_outbox_sends",
@@ -65,8 +74,11 @@ def init_metrics(app: Flask) -> None:
             )
         return response
 
+    hostname = app.extensions["settings"].hostname
+
     @app.get("/metrics")
     def metrics() -> Response:
+        PROCESS_INFO.labels(hostname, "web").set(1)
         if multiproc_dir:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

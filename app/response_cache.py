@@ -46,7 +46,7 @@ from flask.typing import ResponseReturnValue
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from app.metrics import CACHE_REQUESTS
+from app.metrics import CACHE_REQUESTS, REQUEST_LATENCY
 from app.services.accounts import KEY_CHECK_MAX_LAG_SECONDS
 from app.services.cache import KEYS, channel_of, current_cache
 
@@ -303,6 +303,10 @@ class Subscription:
                 raise TimeoutError(f"no word from the cache in {SILENCE:g} s")
 
 
+#: The endpoint label of requests answered from a process's memory (ServeFromMemory).
+MEMORY_ENDPOINT = "memory"
+
+
 class ResponseCache:
     """One app's memory, subscription and view counter (``app.extensions["response_cache"]``)."""
 
@@ -314,6 +318,13 @@ class ResponseCache:
         self.subscription = Subscription(settings.cache_url, self.pages)
         self.count_view = count_view
         self.local_hits = CACHE_REQUESTS.labels("local")
+        #: Answers from memory are requests too: in the request histogram as endpoint "memory",
+        #: so request rates and latency quantiles cover every request a replica answers.
+        self.latency = {
+            (method, status): REQUEST_LATENCY.labels(MEMORY_ENDPOINT, method, status)
+            for method in ("GET", "HEAD")
+            for status in ("200", "304")
+        }
 
 
 class ServeFromMemory:
@@ -325,6 +336,7 @@ class ServeFromMemory:
         self.pages = cache.pages
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         method = environ["REQUEST_METHOD"]
         if (
             (method == "GET" or method == "HEAD")
@@ -333,11 +345,11 @@ class ServeFromMemory:
         ):
             entry = self.pages.get(memory_key(environ))
             if entry is not None:
-                return self.serve(entry, environ, start_response, method)
+                return self.serve(entry, environ, start_response, method, started)
         return self.app(environ, start_response)
 
     def serve(
-        self, entry: Entry, environ: WSGIEnvironment, start_response: StartResponse, method: str
+        self, entry: Entry, environ: WSGIEnvironment, start_response: StartResponse, method: str, started: float
     ) -> Iterable[bytes]:
         rid = environ.get("HTTP_X_REQUEST_ID", "")
         if not (0 < len(rid) <= _MAX_REQUEST_ID and rid.isprintable()):
@@ -350,8 +362,10 @@ class ServeFromMemory:
         if if_none_match and matches(if_none_match, entry.etag):
             headers = [(k, v) for k, v in entry.headers if k not in ("Content-Type", "Content-Length")]
             start_response("304 Not Modified", headers + extra)
+            self.cache.latency[method, "304"].observe(time.perf_counter() - started)
             return []
         start_response(entry.status, entry.headers + extra)
+        self.cache.latency[method, "200"].observe(time.perf_counter() - started)
         return [] if method == "HEAD" else [entry.body]
 
 

@@ -3,8 +3,10 @@
 # (newsdesk-test), nginx on 127.0.0.1:TEST_HTTP_PORT (8180), its own containers, network and
 # volumes. The user's stack (project newsdesk) and its data are never touched.
 #
-#   scripts/test.sh [unit] [integration] [e2e] [chaos]   the suites to run (default: all, in this order;
-#                                                        chaos: the short version of make chaos)
+#   scripts/test.sh [unit] [rules] [integration] [e2e] [monitoring] [chaos]
+#       the suites to run (default: all, in this order). rules: promtool on monitoring/ (no stack);
+#       monitoring: the monitoring profile started on the test stack (Prometheus on
+#       127.0.0.1:TEST_PROMETHEUS_PORT, 9190), then tests/e2e/monitoring; chaos: the short make chaos.
 #   scripts/test.sh clean                        remove the test project (what KEEP=1 left running)
 #
 # The test project is set up as `make up` sets up the user's (it runs `make up` in it) and is
@@ -21,6 +23,9 @@ main_project="${COMPOSE_PROJECT_NAME:-newsdesk}"
 export COMPOSE_PROJECT_NAME="${TEST_PROJECT:-newsdesk-test}"
 export HTTP_PORT="${TEST_HTTP_PORT:-8180}"
 export NEWSDESK_URL="http://127.0.0.1:$HTTP_PORT"
+# The monitoring profile's published ports, apart from the user's (9090, 5555).
+export PROMETHEUS_PORT="${TEST_PROMETHEUS_PORT:-9190}"
+export FLOWER_PORT="${TEST_FLOWER_PORT:-5655}"
 keep="${KEEP:-0}"
 [ "$COMPOSE_PROJECT_NAME" != "$main_project" ] && [ "$COMPOSE_PROJECT_NAME" != newsdesk ] \
   || die "TEST_PROJECT=$COMPOSE_PROJECT_NAME is the user's project; the tests need one of their own"
@@ -35,9 +40,12 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit integration e2e chaos)
+[ ${#suites[@]} -gt 0 ] || suites=(unit rules integration e2e monitoring chaos)
 for suite in "${suites[@]}"; do
-  case "$suite" in unit | integration | e2e | chaos) ;; *) die "unknown suite '$suite' (unit, integration, e2e, chaos)" ;; esac
+  case "$suite" in
+    unit | rules | integration | e2e | monitoring | chaos) ;;
+    *) die "unknown suite '$suite' (unit, rules, integration, e2e, monitoring, chaos)" ;;
+  esac
 done
 
 started=$SECONDS
@@ -117,11 +125,28 @@ in_image() {
 }
 
 say "tests in compose project $COMPOSE_PROJECT_NAME, nginx on $NEWSDESK_URL (project $main_project is not touched)"
-if wants unit || wants integration; then
+# promtool from the Prometheus image: the configuration, and the alert rules' unit tests.
+promtool() {
+  local image="${PROMETHEUS_IMAGE:-$(env_file_value "$ROOT/.env" PROMETHEUS_IMAGE)}"  # .env may be new
+  docker run --rm -v "$ROOT/monitoring:/etc/prometheus:ro" --entrypoint /bin/promtool "$image" "$@"
+}
+rules() {
+  promtool check config /etc/prometheus/prometheus.yml && promtool test rules /etc/prometheus/tests/alerts_test.yml
+}
+
+# The monitoring profile on the test stack, then the tests that need it.
+monitoring() {
+  scripts/monitoring.sh up && .venv/bin/pytest -q tests/e2e/monitoring
+}
+
+if wants unit || wants integration || wants rules; then
   stage images images || exit 1
 fi
 if wants unit; then
   stage unit in_image tests/unit || true
+fi
+if wants rules; then
+  stage rules rules || true
 fi
 # The short chaos suite: a rolling deploy, a Redis restart and a primary stop under load, with
 # the data checked after each (the promises CI guards; make chaos runs every fault).
@@ -130,18 +155,20 @@ chaos() {
     --faults short --report reports/chaos/make-test.md
 }
 
-if wants integration || wants e2e || wants chaos; then
+if wants integration || wants e2e || wants monitoring || wants chaos; then
   stack_started=1
   if stage stack stack; then stack_up=1; fi
 fi
-for suite in integration e2e chaos; do
+for suite in integration e2e monitoring chaos; do
   wants "$suite" || continue
   if [ "$stack_up" -ne 1 ]; then
     skip "$suite" "no stack"
   elif [ "$suite" = integration ]; then
     stage integration in_image tests/integration || true
   elif [ "$suite" = e2e ]; then
-    stage e2e .venv/bin/pytest -q tests/e2e || true
+    stage e2e .venv/bin/pytest -q tests/e2e --ignore=tests/e2e/monitoring || true
+  elif [ "$suite" = monitoring ]; then
+    stage monitoring monitoring || true
   else
     stage chaos chaos || true
   fi

@@ -108,3 +108,15 @@ def csrf_token(html: str) -> str:
     )
     assert match, "no csrf_token in the form"
     return match.group(1)
+
+
+def login(browser: requests.Session, email: str, password: str = "e2e-password-123") -> None:
+    """Log ``browser`` in through the login form (with its CSRF token), as create_user's account."""
+    token = csrf_token(browser.get(f"{BASE_URL}/login", timeout=10).text)
+    response = browser.post(
+        f"{BASE_URL}/login",
+        data={"csrf_token": token, "email": email, "password": password},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.status_code

@@ -18,6 +18,7 @@ from tests.e2e.stack import (
     create_user,
     csrf_token,
     hostnames,
+    login,
     psql_scalar,
     scale,
 )
@@ -165,17 +166,6 @@ def test_the_request_id_travels_to_the_worker_log(api_key: str) -> None:
         line for line in compose("logs", "--no-color", "--since", "2m", "worker").stdout.splitlines() if rid in line
     ]
     assert any('"task_name": "articles.process"' in line for line in lines), lines[:3]
-
-
-def login(browser: requests.Session, email: str, password: str = "e2e-password-123") -> None:
-    token = csrf_token(browser.get(f"{BASE_URL}/login", timeout=10).text)
-    response = browser.post(
-        f"{BASE_URL}/login",
-        data={"csrf_token": token, "email": email, "password": password},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, response.status_code
 
 
 def test_ops_is_for_administrators_only(stack: str) -> None:
