@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app import extensions, identity, limits, logs, metrics, request_hooks
+    from app import error_reporting, extensions, identity, limits, logs, metrics, request_hooks
     from app.api import init_api
     from app.config import Settings
     from app.database import db
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     settings.check_production()
     logs.configure_logging(settings.log_level)
+    error_reporting.init_error_reporting(settings)  # nothing without SENTRY_DSN
 
     app = Flask(__name__)
     app.extensions["settings"] = settings

@@ -146,6 +146,16 @@ class Settings:
     #: How long a web process gathers view counts before sending them to Redis in one round trip
     #: (app.services.view_counts): the views a crashed process can lose.
     view_flush_seconds: float = 1.0
+    #: Port of the Prometheus endpoint a worker or beat container serves (worker.metrics); 0 turns it off.
+    worker_metrics_port: int = 9808
+    #: Where errors are reported (app.error_reporting); "" (the default) reports nothing and loads no SDK.
+    sentry_dsn: str = ""
+    #: The environment Sentry files events under (default: APP_ENV).
+    sentry_environment: str = ""
+    #: Share of requests and tasks traced for Sentry's performance views, 0 to 1.
+    sentry_traces_sample_rate: float = 0.0
+    #: Where /ops reads its graphs and firing alerts (Prometheus's HTTP API); "" turns the graphs off.
+    prometheus_url: str = "http://prometheus:9090"
 
     @property
     def is_production(self) -> bool:
@@ -191,9 +201,16 @@ class Settings:
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
             response_cache_mb=env_int(env, "RESPONSE_CACHE_MB", 32, 0, 4096),
             view_flush_seconds=env_float(env, "VIEW_FLUSH_SECONDS", 1.0, 0.0, 60.0),
+            worker_metrics_port=env_int(env, "WORKER_METRICS_PORT", 9808, 0, 65535),
+            sentry_dsn=env_str(env, "SENTRY_DSN"),
+            sentry_environment=env_str(env, "SENTRY_ENVIRONMENT") or app_env,
+            sentry_traces_sample_rate=env_float(env, "SENTRY_TRACES_SAMPLE_RATE", 0.0, 0.0, 1.0),
+            prometheus_url=env_str(env, "PROMETHEUS_URL", "http://prometheus:9090"),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")
+        if settings.prometheus_url and not settings.prometheus_url.startswith(("http://", "https://")):
+            raise ConfigError(f"PROMETHEUS_URL must be an http(s):// URL or empty, got {settings.prometheus_url!r}")
         return settings
 
     def check_production(self) -> None:
@@ -309,6 +326,10 @@ class Settings:
             "task_serializer": "json",
             "accept_content": ["json"],
             "worker_hijack_root_logger": False,
-            "worker_send_task_events": False,
+            # Task events (received, started, succeeded, ...) and a "sent" event per task sent:
+            # Flower and `celery events` know tasks only from these. On Redis an event is one
+            # PUBLISH, dropped while no monitor subscribes: a round trip, nothing stored.
+            "worker_send_task_events": True,
+            "task_send_sent_event": True,
             "beat_max_loop_interval": 5,
         }

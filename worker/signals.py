@@ -1,15 +1,31 @@
-"""Celery signal handlers: request id propagation, JSON log context and liveness files."""
+"""Celery signal handlers: request id propagation, JSON log context, liveness files and the
+metrics of worker.metrics (task counts and durations; the endpoints of workers and beat)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from celery import Celery, bootsteps
-from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun, worker_ready
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    setup_logging,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    task_success,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 from app.logs import configure_logging, request_id_var, task_var
+from app.redis_clients import redis_client
+from worker import metrics
 
 #: Touched while the worker's consumer is alive; the compose healthcheck reads its age.
 WORKER_HEARTBEAT = Path("/tmp/worker-heartbeat")
@@ -58,6 +74,53 @@ def unbind_task_context(task: Any, **_: Any) -> None:
         task_var.reset(tokens[1])
 
 
+@task_prerun.connect
+def start_task_metrics(task: Any, **_: Any) -> None:
+    metrics.task_started(task)
+
+
+@task_postrun.connect
+def end_task_metrics(task: Any, **_: Any) -> None:
+    metrics.task_ended(task)
+
+
+@task_success.connect
+def count_success(sender: Any, **_: Any) -> None:
+    metrics.count_outcome(sender, "succeeded")
+
+
+@task_failure.connect
+def count_failure(sender: Any, **_: Any) -> None:
+    metrics.count_outcome(sender, "failed")
+
+
+@task_retry.connect
+def count_retry(sender: Any, **_: Any) -> None:
+    metrics.count_outcome(sender, "retried")
+
+
+@worker_init.connect
+def reset_metrics(**_: Any) -> None:
+    """In the worker's main process, before it forks its pool: this run's counts only."""
+    metrics.reset_multiprocess_dir()
+
+
+@worker_process_shutdown.connect
+def forget_pool_process(pid: int, **_: Any) -> None:
+    metrics.forget_process(pid)
+
+
+@beat_init.connect
+def serve_beat_metrics(sender: Any, **_: Any) -> None:
+    """beat's endpoint: when its scheduler last ticked (worker.beat.HeartbeatScheduler)."""
+    from worker import flask_app
+
+    settings = flask_app.extensions["settings"]
+    scheduler = sender.scheduler
+    registry = metrics.beat_registry(lambda: getattr(scheduler, "last_tick_at", None), settings.hostname)
+    metrics.serve(settings.worker_metrics_port, registry)
+
+
 @worker_ready.connect
 def mark_ready(**_: Any) -> None:
     WORKER_HEARTBEAT.touch()
@@ -81,5 +144,27 @@ class Heartbeat(bootsteps.StartStopStep):
             self.tref = None
 
 
+class MetricsServer(bootsteps.StartStopStep):
+    """The worker's metrics endpoint (worker.metrics), served once, by the main process: its
+    pool children only write their counts to PROMETHEUS_MULTIPROC_DIR."""
+
+    def __init__(self, worker: Any, **_: Any) -> None:
+        self.server: WSGIServer | None = None
+
+    def start(self, worker: Any) -> None:
+        from worker import flask_app
+
+        settings = flask_app.extensions["settings"]
+        broker = redis_client(settings.broker_url, retries=0)  # a scrape fails fast, never waits
+        registry = metrics.worker_registry(broker, metrics.queue_names(worker.app.conf), settings.hostname)
+        self.server = metrics.serve(settings.worker_metrics_port, registry)
+
+    def stop(self, worker: Any) -> None:
+        if self.server is not None:
+            metrics.stop(self.server)
+            self.server = None
+
+
 def connect(celery: Celery) -> None:
     celery.steps["worker"].add(Heartbeat)
+    celery.steps["worker"].add(MetricsServer)
