@@ -318,13 +318,16 @@ class ResponseCache:
         self.subscription = Subscription(settings.cache_url, self.pages)
         self.count_view = count_view
         self.local_hits = CACHE_REQUESTS.labels("local")
-        #: Answers from memory are requests too: in the request histogram as endpoint "memory",
-        #: so request rates and latency quantiles cover every request a replica answers.
-        self.latency = {
-            (method, status): REQUEST_LATENCY.labels(MEMORY_ENDPOINT, method, status)
-            for method in ("GET", "HEAD")
-            for status in ("200", "304")
-        }
+        self._timings: dict[tuple[str, str], Any] = {}
+
+    def timing(self, method: str, status: str) -> Any:
+        """The request histogram's child for an answer from memory (endpoint "memory"): they are
+        requests too, so request rates and latency quantiles cover all a replica answers. Made
+        on first use, so processes that never serve from memory (workers) export none."""
+        child = self._timings.get((method, status))
+        if child is None:
+            child = self._timings[method, status] = REQUEST_LATENCY.labels(MEMORY_ENDPOINT, method, status)
+        return child
 
 
 class ServeFromMemory:
@@ -362,10 +365,10 @@ class ServeFromMemory:
         if if_none_match and matches(if_none_match, entry.etag):
             headers = [(k, v) for k, v in entry.headers if k not in ("Content-Type", "Content-Length")]
             start_response("304 Not Modified", headers + extra)
-            self.cache.latency[method, "304"].observe(time.perf_counter() - started)
+            self.cache.timing(method, "304").observe(time.perf_counter() - started)
             return []
         start_response(entry.status, entry.headers + extra)
-        self.cache.latency[method, "200"].observe(time.perf_counter() - started)
+        self.cache.timing(method, "200").observe(time.perf_counter() - started)
         return [] if method == "HEAD" else [entry.body]
 
 

@@ -1,18 +1,29 @@
 """What every replica and worker is doing, at a glance. Administrators only:
-anonymous visitors get the login page, other users 403."""
+anonymous visitors get the login page, other users 403.
+
+On top, graphs of the last 15 minutes or hour and the firing alerts, from Prometheus
+(app.services.graphs); below, a live snapshot read from Redis and the databases. The snapshot
+does not depend on Prometheus: when it is stopped, the page says so and shows the snapshot.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import redis
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from app.identity import admin_required
 from app.redis_clients import redis_client
-from app.services import heartbeats, view_counts
+from app.services import graphs, heartbeats, view_counts
 from app.services.probes import database_checks
+from app.services.prometheus import PrometheusClient
+from app.web import charts
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("ops", __name__)
 
@@ -72,7 +83,44 @@ def stack_state() -> dict[str, Any]:
     }
 
 
+def chart_of(data: graphs.PanelData, dashboard: graphs.Dashboard) -> dict[str, Any]:
+    """A panel as the template shows it: title, what it shows, the SVG and its legend."""
+    panel = data.panel
+    lines = charts.lines_of((panel.name_of(series.labels), series.points) for series in data.series)
+    return {
+        "title": panel.title,
+        "description": panel.description,
+        "error": data.error,
+        "svg": charts.render_chart(
+            lines,
+            start=dashboard.start,
+            end=dashboard.end,
+            step=dashboard.step,
+            unit=panel.unit,
+            title=f"{panel.title}, {dashboard.range.label.lower()}",
+            message="The query failed (see below)" if data.error else charts.NO_DATA,
+        ),
+        "legend": charts.render_legend(lines, panel.unit),
+    }
+
+
+def monitoring(range_key: str | None) -> dict[str, Any]:
+    """The graphs part of /ops: never raises, since the snapshot below it must still show."""
+    url = current_app.extensions["settings"].prometheus_url
+    chosen = graphs.time_range(range_key)
+    view: dict[str, Any] = {"range": chosen, "ranges": list(graphs.RANGES.values())}
+    if not url:
+        return {**view, "off": True}
+    try:
+        dashboard = graphs.load_dashboard(PrometheusClient(url), chosen, time.time())
+        charts_shown = [chart_of(data, dashboard) for data in dashboard.panels]
+    except Exception as exc:  # a bug in the graphs must not cost the page its snapshot
+        log.exception("the graphs of /ops failed")
+        return {**view, "failed": f"{type(exc).__name__}: {exc}"}
+    return {**view, "dashboard": dashboard, "charts": charts_shown}
+
+
 @bp.get("/ops")
 @admin_required
 def index() -> ResponseReturnValue:
-    return render_template("ops/index.html", state=stack_state())
+    return render_template("ops/index.html", state=stack_state(), monitoring=monitoring(request.args.get("range")))

@@ -121,6 +121,16 @@ class FakeFlask:
         return [b"from flask"]
 
 
+class Timing:
+    """Stands for a histogram child: records what it is told to observe."""
+
+    def __init__(self, log: list[tuple[str, str, float]], method: str, status: str) -> None:
+        self.log, self.method, self.status = log, method, status
+
+    def observe(self, seconds: float) -> None:
+        self.log.append((self.method, self.status, seconds))
+
+
 class FakeCache:
     def __init__(self, pages: LocalPages) -> None:
         self.pages = pages
@@ -128,9 +138,14 @@ class FakeCache:
         self.session_cookie = "session="
         self.views: list[int] = []
         self.local_hits = type("C", (), {"inc": lambda self: None})()
+        #: (method, status, seconds) of every answer the middleware timed.
+        self.observed: list[tuple[str, str, float]] = []
 
     def count_view(self, article_id: int) -> None:
         self.views.append(article_id)
+
+    def timing(self, method: str, status: str) -> Timing:
+        return Timing(self.observed, method, status)
 
 
 def call(app: ServeFromMemory, path: str, **environ: str) -> tuple[str, dict[str, str], bytes]:
@@ -164,6 +179,8 @@ def test_the_hit_path(subscription: tuple[socket.socket, socket.socket]) -> None
     assert status == "304 Not Modified" and body == b"" and "Content-Type" not in headers
     assert call(app, "/articles/7", REQUEST_METHOD="HEAD")[2] == b""
     assert cache.views == [7, 7], "a HEAD is not a view"
+    assert [(m, s) for m, s, _ in cache.observed] == [("GET", "200"), ("GET", "304"), ("HEAD", "200")]
+    assert all(0 <= seconds < 1 for _, _, seconds in cache.observed), "answers from memory are timed"
 
     for bypass in ({"HTTP_COOKIE": "a=1; session=xyz"}, {"HTTP_AUTHORIZATION": "Bearer k"}, {"REQUEST_METHOD": "POST"}):
         assert call(app, "/articles/7", **bypass)[2] == b"from flask", bypass

@@ -22,6 +22,14 @@ import requests
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
+def _as_fds_3_and_4(read_end: int, write_end: int) -> None:
+    """In the child before exec: the command pipe's read end as fd 3, the answer pipe's write
+    end as fd 4 (through high numbers first, so neither overwrites the other)."""
+    high_read, high_write = os.dup2(read_end, 100), os.dup2(write_end, 101)
+    os.dup2(high_read, 3)
+    os.dup2(high_write, 4)
+
+
 class DevTools:
     """The DevTools protocol over Chromium's pipe: one command at a time, events skipped or awaited."""
 
@@ -41,8 +49,8 @@ class DevTools:
                 "--remote-debugging-pipe",
                 "about:blank",
             ],
-            pass_fds=(to_browser_r, from_browser_w),
-            preexec_fn=lambda: (os.dup2(to_browser_r, 3), os.dup2(from_browser_w, 4)),
+            pass_fds=(3, 4),  # kept open through the exec once preexec has put the pipes there
+            preexec_fn=lambda: _as_fds_3_and_4(to_browser_r, from_browser_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
