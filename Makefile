@@ -12,7 +12,7 @@ COMPOSE := docker compose
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up deploy down clean logs ps seed monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
+.PHONY: help prepare build up deploy down clean logs ps seed dump load-dump backup backups restore restore-drill monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,8 +22,8 @@ prepare: ## Install what is missing, create .env, make sure base images exist
 	@scripts/ensure-env.sh
 	@scripts/offline-images.sh
 
-build: prepare ## Build the app image
-	$(COMPOSE) build web
+build: prepare ## Build the app image and the database image (PostgreSQL + pgBackRest)
+	$(COMPOSE) build web db
 
 up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .env) and wait until healthy; on a running stack, new code rolls out as with make deploy
 	@scripts/deploy.sh --if-changed
@@ -54,6 +54,24 @@ screenshot: ## PNG of /ops as a new admin sees it (Debian's headless Chromium): 
 seed: ## More demo data: make seed USERS=50 ARTICLES=10000
 	$(COMPOSE) exec -T web flask seed --users $(or $(USERS),20) --articles $(or $(ARTICLES),1000)
 
+dump: ## Logical dump of the database (pg_dump -Fc on the primary): backups/newsdesk-<UTC time>.dump
+	@scripts/dump.sh dump
+
+load-dump: ## Replace the data with a dump, e.g. on a fresh stack: make load-dump FILE=backups/x.dump FORCE=1 (replace articles) YES=1 (do not ask); migrates, empties caches and sessions
+	@FORCE=$(FORCE) YES=$(YES) scripts/dump.sh load "$(FILE)"
+
+backup: ## A backup now (pgBackRest, in the backup service): TYPE=incr (default; full when none exists), diff or full
+	@scripts/backup.sh backup $(or $(TYPE),incr)
+
+backups: ## List the backups, the repository's size and the time range a restore can reach
+	@scripts/backup.sh list
+
+restore: ## Restore the database to the latest state, or TARGET_TIME='2026-11-22 10:15:00+00'; re-seeds the replica; asks first unless YES=1
+	@TARGET_TIME="$(TARGET_TIME)" scripts/backup.sh restore
+
+restore-drill: ## Restore the latest state into a scratch container and compare its row counts with the primary's (non-zero on a difference)
+	@scripts/backup.sh drill
+
 logs: ## Follow the logs of every service
 	$(COMPOSE) logs -f --tail 100
 
@@ -63,8 +81,8 @@ ps: ## Show the services and their health
 # The tests run in a compose project of their own (scripts/test.sh): newsdesk-test, nginx on
 # 127.0.0.1:8180 (TEST_PROJECT, TEST_HTTP_PORT), removed afterwards unless KEEP=1. The user's
 # stack and its data are never touched.
-test: ## Unit tests, alert rules, integration, e2e (with the monitoring profile) and the short chaos suite in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
-	@scripts/test.sh unit rules integration e2e monitoring chaos
+test: ## Unit tests, alert rules, integration, e2e, the short chaos suite, a point-in-time restore drill and the monitoring profile's tests in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
+	@scripts/test.sh unit rules integration e2e chaos backup monitoring
 
 test-unit: ## Unit tests (no services), in the app image, in the test project
 	@scripts/test.sh unit

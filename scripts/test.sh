@@ -3,8 +3,10 @@
 # (newsdesk-test), nginx on 127.0.0.1:TEST_HTTP_PORT (8180), its own containers, network and
 # volumes. The user's stack (project newsdesk) and its data are never touched.
 #
-#   scripts/test.sh [unit] [rules] [integration] [e2e] [monitoring] [chaos]
-#       the suites to run (default: all, in this order). rules: promtool on monitoring/ (no stack);
+#   scripts/test.sh [unit] [rules] [integration] [e2e] [chaos] [backup] [monitoring]
+#       the suites to run (default: all, in this order: chaos measures a deploy under load, so it
+#       runs before the restores and the monitoring profile's nine extra containers). rules: promtool on monitoring/ (no stack);
+#       backup: tests/e2e/backup (a point-in-time restore drill, make restore-drill, a dump and its load);
 #       monitoring: the monitoring profile started on the test stack (Prometheus on
 #       127.0.0.1:TEST_PROMETHEUS_PORT, 9190), then tests/e2e/monitoring; chaos: the short make chaos.
 #   scripts/test.sh clean                        remove the test project (what KEEP=1 left running)
@@ -40,11 +42,11 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit rules integration e2e monitoring chaos)
+[ ${#suites[@]} -gt 0 ] || suites=(unit rules integration e2e chaos backup monitoring)
 for suite in "${suites[@]}"; do
   case "$suite" in
-    unit | rules | integration | e2e | monitoring | chaos) ;;
-    *) die "unknown suite '$suite' (unit, rules, integration, e2e, monitoring, chaos)" ;;
+    unit | rules | integration | e2e | backup | monitoring | chaos) ;;
+    *) die "unknown suite '$suite' (unit, rules, integration, e2e, backup, monitoring, chaos)" ;;
   esac
 done
 
@@ -155,18 +157,20 @@ chaos() {
     --faults short --report reports/chaos/make-test.md
 }
 
-if wants integration || wants e2e || wants monitoring || wants chaos; then
+if wants integration || wants e2e || wants backup || wants monitoring || wants chaos; then
   stack_started=1
   if stage stack stack; then stack_up=1; fi
 fi
-for suite in integration e2e monitoring chaos; do
+for suite in integration e2e chaos backup monitoring; do
   wants "$suite" || continue
   if [ "$stack_up" -ne 1 ]; then
     skip "$suite" "no stack"
   elif [ "$suite" = integration ]; then
     stage integration in_image tests/integration || true
   elif [ "$suite" = e2e ]; then
-    stage e2e .venv/bin/pytest -q tests/e2e --ignore=tests/e2e/monitoring || true
+    stage e2e .venv/bin/pytest -q tests/e2e --ignore=tests/e2e/monitoring --ignore=tests/e2e/backup || true
+  elif [ "$suite" = backup ]; then
+    stage backup .venv/bin/pytest -q tests/e2e/backup || true
   elif [ "$suite" = monitoring ]; then
     stage monitoring monitoring || true
   else
