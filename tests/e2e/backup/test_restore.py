@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 
@@ -90,6 +91,14 @@ def readyz_in_web() -> dict | None:
     proc = compose("exec", "-T", "web", "python", "-c", code, check=False)
     status, _, body = proc.stdout.strip().partition(" ")
     return json.loads(body) if status == "200" else None
+
+
+def test_backups_lists_the_first_full_backup_and_the_recoverable_range(stack: str) -> None:
+    wait_for_first_backup()
+    proc = backup_script("list")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\bfull\b", proc.stdout), proc.stdout
+    assert "archived WAL:" in proc.stdout and "recoverable:" in proc.stdout, proc.stdout
 
 
 def test_point_in_time_restore_keeps_earlier_writes_and_drops_later_ones(stack: str) -> None:
