@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.stack import BASE_URL, ROOT, bearer, compose, container_ids, psql_scalar
+from tests.e2e.stack import BASE_URL, ROOT, bearer, container_ids, psql_scalar
 from tests.polling import wait_until
 
 API = BASE_URL + "/api/v1"
@@ -72,12 +72,15 @@ READYZ = (
 
 def replicas_ready() -> bool:
     """Every web replica answers /readyz with 200 (primary, replica, Redis and cache reachable)."""
-    replicas = len(container_ids("web"))
+    # By container id: after a deploy or a rescale the replicas' compose indexes are not 1..N.
+    replicas = container_ids("web")
     statuses = [
-        compose("exec", "-T", "--index", str(index), "web", "python", "-c", READYZ, check=False).stdout.strip()
-        for index in range(1, replicas + 1)
+        subprocess.run(
+            ["docker", "exec", replica, "python", "-c", READYZ], capture_output=True, text=True
+        ).stdout.strip()
+        for replica in replicas
     ]
-    return replicas > 0 and statuses == ["200"] * replicas
+    return bool(replicas) and statuses == ["200"] * len(replicas)
 
 
 def rows(article_id: int, service: str = "db") -> str:
