@@ -178,6 +178,16 @@ cmd_restore() {
 SELECT pg_create_physical_replication_slot(:'slot') WHERE NOT EXISTS (
   SELECT 1 FROM pg_replication_slots WHERE slot_name = :'slot');
 SQL
+  # pgBackRest wrote the recovery settings into postgresql.auto.conf, which pg_basebackup copies:
+  # a replica cloned with recovery_target_time would promote itself at the first newer commit.
+  psql_db >/dev/null <<'SQL'
+ALTER SYSTEM RESET restore_command;
+ALTER SYSTEM RESET recovery_target_time;
+ALTER SYSTEM RESET recovery_target;
+ALTER SYSTEM RESET recovery_target_action;
+ALTER SYSTEM RESET recovery_target_timeline;
+SELECT pg_reload_conf();
+SQL
 
   say "re-seeding db-replica from the restored primary"
   replica_volume="$(volume_name db-replica-data)"

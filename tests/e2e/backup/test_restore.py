@@ -130,6 +130,16 @@ def test_point_in_time_restore_keeps_earlier_writes_and_drops_later_ones(stack: 
     assert requests.get(f"{BASE_URL}/healthz", timeout=TIMEOUT).status_code == 200
     (new_id,) = create_articles(key, "after the restore", 1)
     assert count_articles([new_id]) == 1
+    # The re-seeded replica replays writes newer than the restore target (a clone that kept the
+    # restore's recovery_target_time would promote itself at the first one) and stays a standby.
+    wait_until(
+        lambda: psql_scalar(f"SELECT count(*) FROM articles WHERE id = {new_id}", service="db-replica") == "1",
+        timeout=60,
+        interval=0.5,
+        message="the write after the restore on the replica",
+    )
+    assert psql_scalar("SELECT pg_is_in_recovery()", service="db-replica") == "t"
+    assert psql_scalar("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1"
 
 
 def test_restore_drill_compares_row_counts(stack: str) -> None:
