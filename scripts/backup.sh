@@ -195,12 +195,7 @@ SQL
   docker volume rm "$replica_volume" >/dev/null
   docker compose up -d --no-deps --wait --wait-timeout "$WAIT_TIMEOUT" db-replica
 
-  # cache: its pages describe the data before the restore. redis: its sessions name users by id
-  # (ids after the target are handed out again), its queued tasks, unsent view counts and
-  # read-your-writes positions name rows and WAL of the lost history; all are rebuilt on their own.
-  say "emptying the page cache and the sessions, queues and marks in redis"
-  docker compose exec -T cache redis-cli FLUSHALL >/dev/null
-  docker compose exec -T redis redis-cli FLUSHALL >/dev/null
+  forget_redis_state
 
   say "starting the writers and backup again (migrations first)"
   local scale=()

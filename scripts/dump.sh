@@ -164,9 +164,7 @@ load() {
     || die "the dump is loaded but its migration failed: web, worker and beat stay stopped (fix, then 'make up')"
   phases+=("migrations $((SECONDS - mark))s") && mark=$SECONDS
 
-  say "emptying the cache and redis (pages, sessions, view counts and tasks of the old data)"
-  docker compose exec -T cache redis-cli FLUSHALL >/dev/null
-  docker compose exec -T redis redis-cli FLUSHALL >/dev/null
+  forget_redis_state
 
   start_writers
   phases+=("writers healthy $((SECONDS - mark))s") && mark=$SECONDS

@@ -42,3 +42,13 @@ env_file_value() {
   # shellcheck disable=SC1090
   (. "$1" && printf '%s' "${!2:-}")
 }
+
+# After the database was replaced (a restore, a loaded dump): empty both Redis servers of the
+# project. `cache` holds pages of the old data; `redis` holds sessions that name users by id
+# (ids may be handed out again), queued tasks and unsent view counts that name rows, and
+# read-your-writes positions in the old WAL. Everything in them rebuilds itself; users log in again.
+forget_redis_state() {
+  say "emptying the page cache and the sessions, queues and marks in redis (they describe the old data)"
+  docker compose exec -T cache redis-cli FLUSHALL >/dev/null
+  docker compose exec -T redis redis-cli FLUSHALL >/dev/null
+}
