@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 
@@ -42,6 +43,31 @@ class ConfigError(ValueError):
 
 def env_str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, default).strip()
+
+
+def env_secret(env: Mapping[str, str], name: str, default: str = "") -> str:
+    """A secret: the contents of the file ``NAME_FILE`` names (a Docker secret), else ``NAME``.
+
+    The ``_FILE`` convention of the official PostgreSQL image: a secret mounted as a file never
+    shows in ``docker inspect`` or a process's environment. Surrounding whitespace (the newline
+    an editor adds) is dropped.
+    """
+    path = env_str(env, f"{name}_FILE")
+    if not path:
+        return env_str(env, name, default)
+    try:
+        with open(path, encoding="utf-8") as secret:
+            return secret.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
+
+
+def redis_url(host: str, database: int, username: str = "", password: str = "") -> str:
+    """``redis://[user:password@]host:6379/database``, the credentials URL-quoted."""
+    credentials = ""
+    if password:
+        credentials = f"{quote(username, safe='')}:{quote(password, safe='')}@"
+    return f"redis://{credentials}{host}:6379/{database}"
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -168,15 +194,22 @@ class Settings:
         if app_env not in {"production", "development", "test"}:
             raise ConfigError(f"APP_ENV must be production, development or test, got {app_env!r}")
         redis_host = env_str(env, "REDIS_HOST", "redis")
+        # The `redis` server's ACL users (see docker-compose.yml): `app` for sessions,
+        # read-your-writes marks and rate limits, `broker` for Celery. An empty password means
+        # a server without authentication (a development Redis of one's own).
+        app_redis = {"username": "app", "password": env_secret(env, "REDIS_APP_PASSWORD")}
+        broker_redis = {"username": "broker", "password": env_secret(env, "REDIS_BROKER_PASSWORD")}
+        cache_redis = {"username": "default", "password": env_secret(env, "CACHE_PASSWORD")}
         settings = cls(
             env=app_env,
-            secret_key=env_str(env, "SECRET_KEY"),
+            secret_key=env_secret(env, "SECRET_KEY"),
             database_url=database_url(env, "DATABASE_URL", "DB_HOST", "db"),
             replica_url=database_url(env, "DATABASE_REPLICA_URL", "DB_REPLICA_HOST", "db-replica"),
-            redis_url=env_str(env, "REDIS_URL", f"redis://{redis_host}:6379/2"),
-            broker_url=env_str(env, "CELERY_BROKER_URL", f"redis://{redis_host}:6379/0"),
-            result_backend_url=env_str(env, "CELERY_RESULT_BACKEND", f"redis://{redis_host}:6379/1"),
-            cache_url=env_str(env, "CACHE_REDIS_URL", "redis://cache:6379/0"),
+            redis_url=env_secret(env, "REDIS_URL") or redis_url(redis_host, 2, **app_redis),
+            broker_url=env_secret(env, "CELERY_BROKER_URL") or redis_url(redis_host, 0, **broker_redis),
+            result_backend_url=env_secret(env, "CELERY_RESULT_BACKEND") or redis_url(redis_host, 1, **broker_redis),
+            cache_url=env_secret(env, "CACHE_REDIS_URL")
+            or redis_url(env_str(env, "CACHE_HOST", "cache"), 0, **cache_redis),
             log_level=env_str(env, "LOG_LEVEL", "INFO").upper(),
             session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", app_env == "production"),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 5, 1, 100),
@@ -191,18 +224,18 @@ class Settings:
             smtp_host=env_str(env, "SMTP_HOST"),
             smtp_port=env_int(env, "SMTP_PORT", 587, 1, 65535),
             smtp_user=env_str(env, "SMTP_USER"),
-            smtp_password=env_str(env, "SMTP_PASSWORD"),
+            smtp_password=env_secret(env, "SMTP_PASSWORD"),
             smtp_starttls=env_bool(env, "SMTP_STARTTLS", True),
             mail_from=env_str(env, "MAIL_FROM", "Newsdesk <newsdesk@localhost>"),
             api_write_limit=env_str(env, "API_WRITE_LIMIT", "60/minute"),
-            ratelimit_storage_url=env_str(env, "RATELIMIT_STORAGE_URL", f"redis://{redis_host}:6379/3"),
+            ratelimit_storage_url=env_secret(env, "RATELIMIT_STORAGE_URL") or redis_url(redis_host, 3, **app_redis),
             login_limit=env_str(env, "LOGIN_FAILURE_LIMIT", "10/minute"),
             redis_retries=env_int(env, "REDIS_RETRIES", 3, 0, 10),
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
             response_cache_mb=env_int(env, "RESPONSE_CACHE_MB", 32, 0, 4096),
             view_flush_seconds=env_float(env, "VIEW_FLUSH_SECONDS", 1.0, 0.0, 60.0),
             worker_metrics_port=env_int(env, "WORKER_METRICS_PORT", 9808, 0, 65535),
-            sentry_dsn=env_str(env, "SENTRY_DSN"),
+            sentry_dsn=env_secret(env, "SENTRY_DSN"),
             sentry_environment=env_str(env, "SENTRY_ENVIRONMENT") or app_env,
             sentry_traces_sample_rate=env_float(env, "SENTRY_TRACES_SAMPLE_RATE", 0.0, 0.0, 1.0),
             prometheus_url=env_str(env, "PROMETHEUS_URL", "http://prometheus:9090"),
