@@ -20,6 +20,7 @@ help: ## List the targets
 prepare: ## Install what is missing, create .env, make sure base images exist
 	@scripts/ensure-docker.sh
 	@scripts/ensure-env.sh
+	@scripts/ensure-tls.sh
 	@scripts/offline-images.sh
 
 build: prepare ## Build the app image and the database image (PostgreSQL + pgBackRest)

@@ -211,7 +211,9 @@ class Settings:
             cache_url=env_secret(env, "CACHE_REDIS_URL")
             or redis_url(env_str(env, "CACHE_HOST", "cache"), 0, **cache_redis),
             log_level=env_str(env, "LOG_LEVEL", "INFO").upper(),
-            session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", app_env == "production"),
+            # Over HTTPS nginx marks every cookie Secure itself; this marks it on plain HTTP too,
+            # which only makes sense when plain HTTP is never used (HTTPS_ONLY).
+            session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", False) or env_bool(env, "HTTPS_ONLY", False),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 5, 1, 100),
             db_max_overflow=env_int(env, "DB_MAX_OVERFLOW", 5, 0, 100),
             db_connect_timeout=env_int(env, "DB_CONNECT_TIMEOUT", 2, 1, 60),

@@ -42,7 +42,7 @@ from locust import FastHttpUser, between, task
 from locust.exception import StopUser
 
 #: The stack's nginx, as seen from the compose network (override with --host).
-DEFAULT_HOST = os.environ.get("LOADTEST_HOST", "http://nginx")
+DEFAULT_HOST = os.environ.get("LOADTEST_HOST", "http://nginx:8080")
 PASSWORD = os.environ.get("LOADTEST_PASSWORD") or "newsdesk-loadtest-password"
 EMAIL_DOMAIN = "loadtest.invalid"
 #: Display names of the load-test accounts start with this (readers skip their articles).

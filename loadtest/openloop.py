@@ -1,6 +1,6 @@
 """Open-loop HTTP load at a fixed rate, with latency measured from each request's scheduled time.
 
-    python loadtest/openloop.py --url http://nginx --mix /tmp/mix.tsv --rate 200 --duration 20 --warmup 3
+    python loadtest/openloop.py --url http://nginx:8080 --mix /tmp/mix.tsv --rate 200 --duration 20 --warmup 3
 
 A closed-loop generator (wrk, Locust's default users) sends the next request only when the
 previous one has answered, so a stalled server also stalls the clock that measures it

@@ -92,7 +92,7 @@ set_upstream() {
   id="$(nginx_id)"
   [ -n "$id" ] || return 0 # no nginx running: nothing routes to the replicas
   printf '%s\n' "$1" | docker exec -i "$id" sh -c \
-    'cat > /etc/nginx/upstream/web.conf && nginx -t -q && nginx -s reload'
+    'cat > /etc/nginx/runtime/web.conf && nginx -t -q && nginx -s reload'
   wait_until 45 nginx_settled "$id" || die "nginx's old workers did not exit within 45 s"
 }
 

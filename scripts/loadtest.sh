@@ -40,7 +40,7 @@ say "building the Locust image (cached when up to date)"
 out="reports/loadtest/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 locust_args=(
-  locust -f loadtest/locustfile.py --headless --host http://nginx
+  locust -f loadtest/locustfile.py --headless --host http://nginx:8080
   --users "$users" --spawn-rate "$spawn_rate" --run-time "$duration" --stop-timeout 10
   --csv /out/stats --json-file /out/stats --html /out/report.html --only-summary --exit-code-on-error 0
 )

@@ -24,6 +24,7 @@ load_env
 main_project="${COMPOSE_PROJECT_NAME:-newsdesk}"
 export COMPOSE_PROJECT_NAME="${TEST_PROJECT:-newsdesk-test}"
 export HTTP_PORT="${TEST_HTTP_PORT:-8180}"
+export HTTPS_PORT="${TEST_HTTPS_PORT:-8543}"
 export NEWSDESK_URL="http://127.0.0.1:$HTTP_PORT"
 # The monitoring profile's published ports, apart from the user's (9090, 5555).
 export PROMETHEUS_PORT="${TEST_PROMETHEUS_PORT:-9190}"
@@ -154,6 +155,7 @@ fi
 # the data checked after each (the promises CI guards; make chaos runs every fault).
 chaos() {
   .venv/bin/python -m tools.chaos --attach --project "$COMPOSE_PROJECT_NAME" --port "$HTTP_PORT" \
+    --https-port "$HTTPS_PORT" \
     --faults short --report reports/chaos/make-test.md
 }
 

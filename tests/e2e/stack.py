@@ -32,6 +32,9 @@ def setting(name: str, default: str) -> str:
 #: The compose project under test (empty: none was chosen, and compose would use the user's).
 PROJECT = os.environ.get("COMPOSE_PROJECT_NAME", "")
 BASE_URL = os.environ.get("NEWSDESK_URL", f"http://127.0.0.1:{setting('HTTP_PORT', '8080')}").rstrip("/")
+#: nginx's HTTPS port, and the CA its certificate chains to (make up's local one, unless TLS_CERT names another).
+HTTPS_URL = f"https://localhost:{setting('HTTPS_PORT', '8443')}"
+LOCAL_CA = ROOT / "tls" / "ca.pem"
 PG_USER = setting("POSTGRES_USER", "newsdesk")
 PG_DB = setting("POSTGRES_DB", "newsdesk")
 

@@ -19,8 +19,9 @@ def test_only_nginx_publishes_a_port_and_on_loopback() -> None:
     services = config()["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
     assert published == {"nginx"}
-    (port,) = services["nginx"]["ports"]
-    assert port["host_ip"] == "127.0.0.1"
+    ports = services["nginx"]["ports"]
+    assert {port["target"] for port in ports} == {8080, 8443}  # HTTP and HTTPS, unprivileged inside
+    assert {port["host_ip"] for port in ports} == {"127.0.0.1"}
 
 
 def test_scalable_services_have_no_container_name() -> None:

@@ -40,7 +40,7 @@ def test_locust_smoke_run_has_no_failures(locust_image: None, tmp_path: Path) ->
         "--user", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{out}:/out",
         "locust-master",
-        "locust", "-f", "loadtest/locustfile.py", "--headless", "--host", "http://nginx",
+        "locust", "-f", "loadtest/locustfile.py", "--headless", "--host", "http://nginx:8080",
         "--users", str(SMOKE_USERS), "--spawn-rate", str(SMOKE_USERS), "--run-time", f"{SMOKE_SECONDS}s",
         "--stop-timeout", "5", "--csv", "/out/stats", "--json-file", "/out/stats", "--only-summary",
         "--exit-code-on-error", "0",

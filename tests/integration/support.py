@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import sqlalchemy as sa
@@ -20,6 +21,11 @@ TEST_DB = "newsdesk_test"
 TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users", "outbox")
 
 
+def with_database(url: str, database: int) -> str:
+    """A Redis URL with another database number (same host and credentials)."""
+    return urlsplit(url)._replace(path=f"/{database}").geturl()
+
+
 def integration_settings(**overrides: str) -> Settings:
     base = Settings.from_env()
     env = dict(os.environ)
@@ -27,10 +33,11 @@ def integration_settings(**overrides: str) -> Settings:
         APP_ENV="test",
         DATABASE_URL=make_url(base.database_url).set(database=TEST_DB).render_as_string(hide_password=False),
         DATABASE_REPLICA_URL=make_url(base.replica_url).set(database=TEST_DB).render_as_string(hide_password=False),
-        REDIS_URL="redis://redis:6379/5",
-        CELERY_BROKER_URL="redis://redis:6379/6",
-        CELERY_RESULT_BACKEND="redis://redis:6379/7",
-        CACHE_REDIS_URL="redis://cache:6379/1",
+        # The stack's own users and passwords, on databases of the tests' own.
+        REDIS_URL=with_database(base.redis_url, 5),
+        CELERY_BROKER_URL=with_database(base.broker_url, 6),
+        CELERY_RESULT_BACKEND=with_database(base.result_backend_url, 7),
+        CACHE_REDIS_URL=with_database(base.cache_url, 1),
         REPLICA_LSN_CACHE_MS="0",
         REPLICA_MAX_LAG_SECONDS="120",
         # Views go to Redis at once here; tests/integration/test_views.py covers the batching.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.config import (
@@ -77,10 +79,34 @@ def test_invalid_values_are_refused_with_the_variable_named(name: str, value: st
         settings(**{name: value})
 
 
-def test_secure_cookie_defaults_on_in_production_only() -> None:
-    assert settings(APP_ENV="production").session_cookie_secure is True
-    assert settings(APP_ENV="development").session_cookie_secure is False
-    assert settings(APP_ENV="production", SESSION_COOKIE_SECURE="false").session_cookie_secure is False
+def test_secure_cookie_follows_https_only() -> None:
+    # Over HTTPS nginx marks cookies Secure; the app marks them on plain HTTP only when asked.
+    assert settings(APP_ENV="production").session_cookie_secure is False
+    assert settings(APP_ENV="production", HTTPS_ONLY="true").session_cookie_secure is True
+    assert settings(APP_ENV="development", SESSION_COOKIE_SECURE="true").session_cookie_secure is True
+
+
+def test_secrets_come_from_files_before_variables(tmp_path: Path) -> None:
+    key = tmp_path / "secret_key"
+    key.write_text("k" * 40 + "\n", encoding="utf-8")
+    password = tmp_path / "redis_app"
+    password.write_text("p@ss/word\n", encoding="utf-8")
+    loaded = settings(SECRET_KEY="ignored", SECRET_KEY_FILE=str(key), REDIS_APP_PASSWORD_FILE=str(password))
+    assert loaded.secret_key == "k" * 40
+    # Quoted into the URL, user and all.
+    assert loaded.redis_url == "redis://app:p%40ss%2Fword@redis:6379/2"
+    with pytest.raises(ConfigError, match="SECRET_KEY_FILE"):
+        settings(SECRET_KEY_FILE=str(tmp_path / "missing"))
+
+
+def test_redis_urls_carry_each_users_credentials() -> None:
+    loaded = settings(REDIS_APP_PASSWORD="a", REDIS_BROKER_PASSWORD="b", CACHE_PASSWORD="c")
+    assert loaded.redis_url == "redis://app:a@redis:6379/2"
+    assert loaded.ratelimit_storage_url == "redis://app:a@redis:6379/3"
+    assert loaded.broker_url == "redis://broker:b@redis:6379/0"
+    assert loaded.result_backend_url == "redis://broker:b@redis:6379/1"
+    assert loaded.cache_url == "redis://default:c@cache:6379/0"
+    assert settings().broker_url == "redis://redis:6379/0"  # no password: no credentials
 
 
 def test_celery_reliability_settings() -> None:

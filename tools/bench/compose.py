@@ -37,6 +37,7 @@ class Stack:
         self.env = {
             **os.environ,
             "HTTP_PORT": str(http_port),
+            "HTTPS_PORT": os.environ.get("BENCH_HTTPS_PORT") or "8093",
             "WEB_CPUS": "0",  # the override file's quota and period replace `cpus`
             "BENCH_CPU_PERIOD": str(self.cpu_period),
             "BENCH_CPU_QUOTA": str(self.cpu_quota),

@@ -184,7 +184,7 @@ class LoadClient:
         counting = ("--count-header", count_header) if count_header else ()
         output = self.stack.exec(
             CLIENT,
-            *("python", OPENLOOP, "--url", "http://nginx", "--mix", f"{CLIENT_DIR}/{mix}"),
+            *("python", OPENLOOP, "--url", "http://nginx:8080", "--mix", f"{CLIENT_DIR}/{mix}"),
             *("--rate", f"{rate:.2f}", "--duration", f"{duration:g}", "--warmup", f"{warmup:g}", *counting),
             timeout=duration + warmup + 120,
         )

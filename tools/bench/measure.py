@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 HELLO = "bench-hello"
 BENCH_EMAIL = "bench@bench.invalid"
-NGINX = "http://nginx:80"
+NGINX = "http://nginx:8080"
 DIRECT = "http://web:8000"
 
 #: The deep page: ``per_page=100`` and at most 100 next links, so 10,000 rows deep at 1M articles.

@@ -197,6 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--faults", default="all", help=f"all, short ({','.join(SHORT)}), or a comma list")
     parser.add_argument("--project", default=settings.get("CHAOS_PROJECT") or "newsdesk-chaos")
     parser.add_argument("--port", type=int, default=int(settings.get("CHAOS_HTTP_PORT") or 8280))
+    parser.add_argument("--https-port", type=int, default=int(settings.get("CHAOS_HTTPS_PORT") or 8643))
     parser.add_argument("--attach", action="store_true", help="use the running project; leave it running")
     parser.add_argument("--keep", action="store_true", help="keep the project the suite started")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m tools.chaos " + shlex.join(argv if argv is not None else sys.argv[1:])
     faults = select(args.faults)
-    project = Project(args.project, args.port)
+    project = Project(args.project, args.port, args.https_port)
     if project.name == "newsdesk" and not args.attach:
         raise SystemExit("the suite will not create or remove the user's project `newsdesk`; use --attach to target it")
     signal.signal(signal.SIGTERM, on_signal)

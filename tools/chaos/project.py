@@ -35,10 +35,15 @@ print("CHAOS_SETUP " + json.dumps(out))
 class Project:
     """One compose project of this repository's stack, addressed by name (COMPOSE_PROJECT_NAME)."""
 
-    def __init__(self, name: str, http_port: int) -> None:
+    def __init__(self, name: str, http_port: int, https_port: int) -> None:
         self.name = name
         self.base_url = f"http://127.0.0.1:{http_port}"
-        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": name, "HTTP_PORT": str(http_port)}
+        self.env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": name,
+            "HTTP_PORT": str(http_port),
+            "HTTPS_PORT": str(https_port),
+        }
         self.env.pop("COMPOSE_PROFILES", None)
         settings = {**dotenv_values(ROOT / ".env"), **os.environ}
         self.pg_user = settings.get("POSTGRES_USER") or "newsdesk"
