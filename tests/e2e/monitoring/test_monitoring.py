@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.hardening import assert_hardened
 from tests.e2e.stack import BASE_URL, compose, container_ids, create_user, login, scale, setting
 from tests.polling import wait_until
 
@@ -169,3 +170,10 @@ def container_ports(service: str) -> list[dict[str, Any]]:
     config = json.loads(compose("--profile", "monitoring", "config", "--format", "json").stdout)
     ports: list[dict[str, Any]] = config["services"][service].get("ports", [])
     return ports
+
+
+def test_the_monitoring_services_are_hardened_like_the_stack(monitored: str) -> None:
+    config = json.loads(compose("--profile", "monitoring", "config", "--format", "json").stdout)
+    profile = {name for name, svc in config["services"].items() if "monitoring" in svc.get("profiles", [])}
+    # Its long-running services: postgres-role is a one-shot job and has exited.
+    assert_hardened(profile - {"postgres-role"})
