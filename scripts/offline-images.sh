@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # scripts/offline-images.sh - make sure the base images of the Newsdesk stack
-# (four for the services, four for monitoring) exist locally, building
-# compatible local stand-ins when no container registry can be reached.
+# (four for the services, four for monitoring, PgBouncer) exist locally,
+# building compatible local stand-ins when no container registry can be reached.
 #
 # Usage: bash scripts/offline-images.sh [--force-local] [--rebuild] [--only NAME] [--help]
 #
-# For each of the eight *_IMAGE variables in the table below (the value is
+# For each of the nine *_IMAGE variables in the table below (the value is
 # taken from the environment, else from the project's .env, else the official
 # default in .env.example) the script:
 #   1. does nothing if the image already exists locally (docker image inspect);
@@ -15,7 +15,7 @@
 #      first created by scripts/ensure-env.sh, with generated secrets).
 # --force-local skips 1 and 2 and always uses (and records) the local images;
 # --rebuild also rebuilds the local images (and their base) even if cached.
-# --only NAME handles one image of the table (e.g. redis), or builds one of
+# --only NAME handles one image of the table (e.g. pgbouncer), or builds one of
 # the local-only images (swarm-node: the simulated Swarm node of tools/swarm),
 # which have no official counterpart and are not recorded in .env.
 # One line per image says what was used.
@@ -29,6 +29,7 @@
 #   ALERTMANAGER_IMAGE       prom/alertmanager:v0.27.0                     newsdesk-local/alertmanager:0.25-bookworm
 #   POSTGRES_EXPORTER_IMAGE  prometheuscommunity/postgres-exporter:v0.15.0 newsdesk-local/postgres-exporter:0.11-bookworm
 #   REDIS_EXPORTER_IMAGE     oliver006/redis_exporter:v1.62.0              newsdesk-local/redis-exporter:1.45-bookworm
+#   PGBOUNCER_IMAGE          edoburu/pgbouncer:1.18.0                      newsdesk-local/pgbouncer:1.18-bookworm
 #
 # The local images are NOT copies of the official ones; each honours only the
 # part of the official image's contract that the stack relies on (documented in
@@ -65,6 +66,11 @@
 #   redis-exporter - Debian's redis_exporter 1.45: ENTRYPOINT /redis_exporter,
 #              REDIS_ADDR/REDIS_USER/REDIS_PASSWORD(_FILE)/REDIS_EXPORTER_*,
 #              user nobody (not 59000), port 9121, no wget (as official).
+#   pgbouncer - Debian's PgBouncer 1.18: the official-ish image's entrypoint
+#              (/etc/pgbouncer/pgbouncer.ini written from DB_HOST/DB_USER/
+#              DB_PASSWORD/DATABASE_URL/POOL_MODE/... unless one is mounted,
+#              userlist.txt), LISTEN_PORT (the stack sets 6432), user postgres
+#              (70), SIGINT safe shutdown, SIGTERM immediate, psql/pg_isready.
 #
 # All local images derive from newsdesk-local/debian:bookworm, made here with
 # `debootstrap --variant=minbase` from the host's own Debian mirror (read from
@@ -100,6 +106,7 @@ IMAGES=(
     "alertmanager|ALERTMANAGER_IMAGE|newsdesk-local/alertmanager:0.25-bookworm"
     "postgres-exporter|POSTGRES_EXPORTER_IMAGE|newsdesk-local/postgres-exporter:0.11-bookworm"
     "redis-exporter|REDIS_EXPORTER_IMAGE|newsdesk-local/redis-exporter:1.45-bookworm"
+    "pgbouncer|PGBOUNCER_IMAGE|newsdesk-local/pgbouncer:1.18-bookworm"
 )
 # name|local image: built only with --only NAME (no official image, nothing in .env).
 LOCAL_ONLY_IMAGES=(
