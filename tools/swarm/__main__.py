@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)  # the cluster's own `finally` has removed it
+        return 130
     finally:
         print_timings(cluster)
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -143,7 +144,7 @@ class Cluster:
                     "dockerd", "--insecure-registry", self.node_registry,
                 )  # fmt: skip
             for node in self.nodes:
-                wait_until(lambda node=node: self.in_node(node, "info", timeout=10), 60, f"dockerd in {node}")
+                wait_until(functools.partial(self.engine_answers, node), 60, f"dockerd in {node}")
             self.in_node(self.manager, "swarm", "init", "--advertise-addr", "eth0")
             token = self.in_node(self.manager, "swarm", "join-token", "-q", "worker").strip()
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.size - 1)) as pool:
@@ -159,6 +160,9 @@ class Cluster:
                     self.in_node(self.manager, "node", "update", *args, node)
             wait_until(self.all_ready, 60, f"{self.size} nodes Ready in the swarm")
             wait_until(self.registry_answers, 30, f"the registry on {self.host_registry}")
+
+    def engine_answers(self, node: str) -> bool:
+        return bool(self.in_node(node, "info", "--format", "{{.ID}}", timeout=10).strip())
 
     def refuse_if_exists(self) -> None:
         """Raise ClusterExists when anything named with the prefix exists (nothing is removed)."""

@@ -105,11 +105,12 @@ def check(cluster: Cluster, app_image: str, nginx_image: str) -> dict[str, objec
         began = time.monotonic()
         with cluster.timings.measure("stack deploy (until every replica answered through nginx)"):
             cluster.stack_deploy(STACK, tmp)
-            tasks = wait_until(
-                lambda: (t := cluster.task_addresses(f"{STACK}_web")) and len(t) == WEB_REPLICAS and t,
-                180,
-                f"{WEB_REPLICAS} running web tasks",
-            )
+
+            def all_web_tasks() -> dict[str, str] | None:
+                tasks = cluster.task_addresses(f"{STACK}_web")
+                return tasks if len(tasks) == WEB_REPLICAS else None
+
+            tasks = wait_until(all_web_tasks, 180, f"{WEB_REPLICAS} running web tasks")
             url = f"http://127.0.0.1:{cluster.edge_port}/"
             wait_until(lambda: http_get(url, timeout=3)[0] == 200, 120, f"200 from nginx at {url}")
             reached, requests, failures = reach_all(url, set(tasks), deadline_s=60)
