@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # scripts/offline-images.sh - make sure the base images of the Newsdesk stack
-# (four for the services, four for monitoring) exist locally, building
-# compatible local stand-ins when no container registry can be reached.
+# (four for the services, four for monitoring, PgBouncer) exist locally,
+# building compatible local stand-ins when no container registry can be reached.
 #
-# Usage: bash scripts/offline-images.sh [--force-local] [--rebuild] [--help]
+# Usage: bash scripts/offline-images.sh [--force-local] [--rebuild] [--only NAME] [--help]
 #
-# For each of the eight *_IMAGE variables in the table below (the value is
+# For each of the nine *_IMAGE variables in the table below (the value is
 # taken from the environment, else from the project's .env, else the official
 # default in .env.example) the script:
 #   1. does nothing if the image already exists locally (docker image inspect);
@@ -15,6 +15,9 @@
 #      first created by scripts/ensure-env.sh, with generated secrets).
 # --force-local skips 1 and 2 and always uses (and records) the local images;
 # --rebuild also rebuilds the local images (and their base) even if cached.
+# --only NAME handles one image of the table (e.g. pgbouncer), or builds one of
+# the local-only images (swarm-node: the simulated Swarm node of tools/swarm),
+# which have no official counterpart and are not recorded in .env.
 # One line per image says what was used.
 #
 #   variable                 official default                              local stand-in
@@ -26,6 +29,7 @@
 #   ALERTMANAGER_IMAGE       prom/alertmanager:v0.27.0                     newsdesk-local/alertmanager:0.25-bookworm
 #   POSTGRES_EXPORTER_IMAGE  prometheuscommunity/postgres-exporter:v0.15.0 newsdesk-local/postgres-exporter:0.11-bookworm
 #   REDIS_EXPORTER_IMAGE     oliver006/redis_exporter:v1.62.0              newsdesk-local/redis-exporter:1.45-bookworm
+#   PGBOUNCER_IMAGE          edoburu/pgbouncer:1.18.0                      newsdesk-local/pgbouncer:1.18-bookworm
 #
 # The local images are NOT copies of the official ones; each honours only the
 # part of the official image's contract that the stack relies on (documented in
@@ -62,6 +66,11 @@
 #   redis-exporter - Debian's redis_exporter 1.45: ENTRYPOINT /redis_exporter,
 #              REDIS_ADDR/REDIS_USER/REDIS_PASSWORD(_FILE)/REDIS_EXPORTER_*,
 #              user nobody (not 59000), port 9121, no wget (as official).
+#   pgbouncer - Debian's PgBouncer 1.18: the official-ish image's entrypoint
+#              (/etc/pgbouncer/pgbouncer.ini written from DB_HOST/DB_USER/
+#              DB_PASSWORD/DATABASE_URL/POOL_MODE/... unless one is mounted,
+#              userlist.txt), LISTEN_PORT (the stack sets 6432), user postgres
+#              (70), SIGINT safe shutdown, SIGTERM immediate, psql/pg_isready.
 #
 # All local images derive from newsdesk-local/debian:bookworm, made here with
 # `debootstrap --variant=minbase` from the host's own Debian mirror (read from
@@ -97,16 +106,22 @@ IMAGES=(
     "alertmanager|ALERTMANAGER_IMAGE|newsdesk-local/alertmanager:0.25-bookworm"
     "postgres-exporter|POSTGRES_EXPORTER_IMAGE|newsdesk-local/postgres-exporter:0.11-bookworm"
     "redis-exporter|REDIS_EXPORTER_IMAGE|newsdesk-local/redis-exporter:1.45-bookworm"
+    "pgbouncer|PGBOUNCER_IMAGE|newsdesk-local/pgbouncer:1.18-bookworm"
+)
+# name|local image: built only with --only NAME (no official image, nothing in .env).
+LOCAL_ONLY_IMAGES=(
+    "swarm-node|newsdesk-local/swarm-node:20.10-bookworm"
 )
 
 FORCE_LOCAL=0
 REBUILD=0
+ONLY=""
 WORK=""
 SUDO=()
 BASE_READY=0
 
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 log() { printf '[offline-images] %s\n' "$*" >&2; }
@@ -119,6 +134,7 @@ while (($#)); do
     case "$1" in
         --force-local) FORCE_LOCAL=1 ;;
         --rebuild) REBUILD=1 ;;
+        --only) (($# > 1)) || die "--only needs an image name"; ONLY="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -511,8 +527,22 @@ main() {
         flock 9
     fi
 
+    for entry in "${LOCAL_ONLY_IMAGES[@]}"; do
+        IFS='|' read -r name local_image <<< "$entry"
+        [[ "$ONLY" == "$name" ]] || continue
+        start="$(now)"
+        build_service "$name" "$local_image"
+        printf '%-23s = %-46s (local, %s; %s)\n' "$name" "$local_image" "$BUILD_NOTE" "$(elapsed "$start")"
+        remove_replaced_images
+        return 0
+    done
+    if [[ -n "$ONLY" ]] && ! printf '%s\n' "${IMAGES[@]}" | grep -q "^$ONLY|"; then
+        die "--only $ONLY: no such image (see the tables in $0)"
+    fi
+
     for entry in "${IMAGES[@]}"; do
         IFS='|' read -r name var local_image <<< "$entry"
+        [[ -z "$ONLY" || "$ONLY" == "$name" ]] || continue
         default="$(env_file_value "$ENV_EXAMPLE" "$var")"
         [[ -n "$default" ]] || die "$var has no default in .env.example"
         start="$(now)"

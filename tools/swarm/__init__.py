@@ -1,0 +1,1 @@
+"""The simulated Docker Swarm (python -m tools.swarm): Docker-in-Docker nodes, a registry, a smoke deploy."""
