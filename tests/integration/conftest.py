@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
 
 from app import create_app
 from app.database import db
-from tests.integration.support import TABLES, ensure_database, integration_settings
+from tests.integration.support import TABLES, admin_client, ensure_database, integration_settings
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +37,9 @@ def clean(app: Flask) -> Iterator[None]:
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        for name in ("redis", "cache_redis"):
-            app.extensions[name].flushdb()
-        redis.Redis.from_url(app.config["CELERY"]["broker_url"]).flushdb()
+        # The app's and the broker's Redis users may not FLUSHDB: the tests empty their
+        # databases as `default`, the operators' user.
+        settings = integration_settings()
+        for url in (settings.redis_url, settings.broker_url, settings.cache_url):
+            admin_client(url).flushdb()
     yield

@@ -8,14 +8,14 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
+from app.config import Settings, env_secret
 
 TEST_DB = "newsdesk_test"
 TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users", "outbox")
@@ -24,6 +24,15 @@ TABLES = ("article_terms", "view_flush_batches", "api_keys", "articles", "users"
 def with_database(url: str, database: int) -> str:
     """A Redis URL with another database number (same host and credentials)."""
     return urlsplit(url)._replace(path=f"/{database}").geturl()
+
+
+def admin_client(url: str) -> redis.Redis:
+    """A client of ``url``'s server and database as its `default` user, whom the stack lets run
+    admin commands (FLUSHDB, CLIENT LIST/KILL) that the app's and the broker's users may not."""
+    parts = urlsplit(url)
+    password = env_secret(os.environ, "CACHE_PASSWORD" if parts.hostname == "cache" else "REDIS_PASSWORD")
+    netloc = f"default:{quote(password, safe='')}@{parts.hostname}:{parts.port or 6379}" if password else parts.netloc
+    return redis.Redis.from_url(parts._replace(netloc=netloc).geturl())
 
 
 def integration_settings(**overrides: str) -> Settings:
