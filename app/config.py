@@ -183,6 +183,8 @@ class Settings:
     hostname: str = ""
     #: Memory per web process for cached anonymous responses (app.response_cache); 0 turns that layer off.
     response_cache_mb: int = 32
+    #: Anonymous pages and API reads cached at all (both layers of app.response_cache); off in development.
+    page_cache: bool = True
     #: How long a web process gathers view counts before sending them to Redis in one round trip
     #: (app.services.view_counts): the views a crashed process can lose.
     view_flush_seconds: float = 1.0
@@ -260,6 +262,7 @@ class Settings:
             redis_retries=env_int(env, "REDIS_RETRIES", 3, 0, 10),
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
             response_cache_mb=env_int(env, "RESPONSE_CACHE_MB", 32, 0, 4096),
+            page_cache=env_bool(env, "PAGE_CACHE", app_env != "development"),
             view_flush_seconds=env_float(env, "VIEW_FLUSH_SECONDS", 1.0, 0.0, 60.0),
             worker_metrics_port=env_int(env, "WORKER_METRICS_PORT", 9808, 0, 65535),
             sentry_dsn=env_secret(env, "SENTRY_DSN"),
@@ -337,7 +340,10 @@ class Settings:
                 }
             },
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
-            "SQLALCHEMY_RECORD_QUERIES": False,
+            # Development (make dev): the debug toolbar lists each page's queries, and a template
+            # changed on disk is served at the next request.
+            "SQLALCHEMY_RECORD_QUERIES": self.env == "development",
+            "TEMPLATES_AUTO_RELOAD": self.env == "development",
             "SESSION_COOKIE_SECURE": self.session_cookie_secure,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
