@@ -187,6 +187,18 @@ roll() {
 
 started=$SECONDS
 say "deploying ${APP_IMAGE:-newsdesk-app:latest} to project $project"
+# What the app services need that is not running yet (a service an upgrade added, such as
+# PgBouncer): started first, and waited for. Running ones are left as they are (--no-recreate);
+# the `up` of `make up` that follows applies their new configuration.
+needed="$(docker compose config --format json | python3 -c '
+import json, sys
+services = json.load(sys.stdin)["services"]
+print(" ".join(sorted({dep for name in ("web", "worker", "beat") for dep in services[name].get("depends_on", {}) if dep != "migrate"})))
+')"
+if [ -n "$needed" ]; then
+  # shellcheck disable=SC2086 # a list of service names
+  docker compose up -d --wait --no-recreate $needed || die "the services the app needs ($needed) did not start"
+fi
 say "migrate: flask db upgrade (the running code must work with the new schema)"
 docker compose run --rm --no-deps -T migrate || die "the migration failed: nothing was replaced"
 roll web

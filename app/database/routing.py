@@ -411,6 +411,29 @@ def read_only_error(breaker: Breaker) -> ReadOnly:
     return ReadOnly(retry_after=max(1, math.ceil(breaker.seconds_left)))
 
 
+#: PgBouncer's errors when the server behind it cannot be reached (its src/client.c, janitor.c):
+#: the connection to PgBouncer is fine, the database is not. ``server conn crashed`` is a server
+#: lost mid-transaction; ``query_wait_timeout`` a query that found no server connection in time.
+POOLER_UNAVAILABLE = (
+    "pgbouncer cannot connect to server",
+    "server login has been failing",
+    "server conn crashed",
+    "query_wait_timeout",
+)
+
+
+def treat_pooler_outages_as_disconnects(engine: sa.Engine) -> None:
+    """Through PgBouncer, a database that is down answers with an error on a live connection,
+    not a failed connect: mark it a disconnect, as a direct connection's failure is, so the pool
+    drops the connection and the primary's breaker opens (register before ``watch_primary``)."""
+
+    @event.listens_for(engine, "handle_error")
+    def pooler_unavailable(context: ExceptionContext) -> None:
+        message = str(context.original_exception)
+        if any(text in message for text in POOLER_UNAVAILABLE):
+            context.is_disconnect = True
+
+
 def watch_primary(engine: sa.Engine, breaker: Breaker) -> None:
     """Open ``breaker`` when a connection to the primary fails or drops, and close it when one
     succeeds (a probe, a task). In a request the failure becomes ``ReadOnly``: a write is
@@ -477,6 +500,8 @@ def gevent_patched() -> bool:
 def init_router(app: Any, primary: sa.Engine, replica: Callable[[], sa.Engine]) -> Router:
     settings = app.extensions["settings"]
     breaker = Breaker("primary database", PRIMARY_BREAKER_SECONDS)
+    treat_pooler_outages_as_disconnects(primary)
+    treat_pooler_outages_as_disconnects(replica())
     watch_primary(primary, breaker)
     connect_within(primary, CONNECT_SECONDS)
     connect_within(replica(), CONNECT_SECONDS)

@@ -10,7 +10,9 @@ from tests.e2e.hardening import assert_hardened, hardening_problems
 from tests.e2e.stack import compose
 
 #: The long-running services of a plain `make up` (one-shot `migrate` exits; profiles elsewhere).
-CORE_SERVICES = {"nginx", "web", "worker", "beat", "db", "db-replica", "backup", "redis", "cache"}
+CORE_SERVICES = {
+    "nginx", "web", "worker", "beat", "db", "db-replica", "backup", "redis", "cache", "pgbouncer", "pgbouncer-replica",
+}  # fmt: skip
 
 
 def test_every_long_running_service_is_hardened(stack: str) -> None:
