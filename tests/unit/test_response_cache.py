@@ -136,6 +136,7 @@ class FakeCache:
         self.pages = pages
         self.hostname = "web-1"
         self.session_cookie = "session="
+        self.security_headers = [("X-Content-Type-Options", "nosniff")]
         self.views: list[int] = []
         self.local_hits = type("C", (), {"inc": lambda self: None})()
         #: (method, status, seconds) of every answer the middleware timed.
