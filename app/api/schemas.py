@@ -14,6 +14,7 @@ from marshmallow import fields, validate
 from app.models.article import BODY_MAX, STATUS_PROCESSING, STATUS_READY, TITLE_MAX
 from app.models.base import BIGINT_MAX
 from app.services.queries import MAX_CURSOR_LENGTH, MAX_PAGE
+from app.services.validation import NO_ARTICLE_FIELDS
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -133,6 +134,12 @@ class ArticlePatchSchema(ma.Schema):
 
     title = fields.String(validate=validate.Length(min=1, max=TITLE_MAX), metadata=_TITLE_DOC)
     body = fields.String(validate=validate.Length(min=1, max=BODY_MAX), metadata=_BODY_DOC)
+
+    @ma.validates_schema
+    def at_least_one_field(self, data: dict[str, object], **_kwargs: object) -> None:
+        """``{}`` changes nothing and is refused (the document says ``minProperties: 1``)."""
+        if not data:
+            raise ma.ValidationError(NO_ARTICLE_FIELDS)
 
 
 class ApiKeyInfoSchema(ResponseSchema):
