@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 
 from app.models.article import BODY_MAX, STATUS_PROCESSING, STATUS_READY, TITLE_MAX
 from app.models.base import BIGINT_MAX
-from app.services.queries import MAX_CURSOR_LENGTH, MAX_PAGE
+from app.services.queries import CURSOR_PATTERN, MAX_CURSOR_LENGTH, MAX_PAGE
 from app.services.validation import NO_ARTICLE_FIELDS
 
 MAX_PER_PAGE = 100
@@ -45,7 +45,8 @@ class PageQuerySchema(ma.Schema):
         load_default=None,
         validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
         metadata={
-            "description": "where the page starts: the opaque value in a previous page's `next` (wins over `page`)"
+            "description": "where the page starts: the opaque value in a previous page's `next` (wins over `page`)",
+            "pattern": CURSOR_PATTERN,
         },
     )
 
