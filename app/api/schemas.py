@@ -106,14 +106,16 @@ class ArticleListSchema(ResponseSchema):
     items = fields.List(fields.Nested(ArticleSummarySchema), required=True)
 
 
+#: Not only whitespace, and no NUL character anywhere (app.services.validation refuses both).
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
 _TITLE_DOC = {
     "description": f"1 to {TITLE_MAX} characters once surrounding whitespace is trimmed (it is stored trimmed); "
     "no NUL characters",
-    "pattern": r"\S",
+    "pattern": TEXT_PATTERN,
 }
 _BODY_DOC = {
     "description": f"1 to {BODY_MAX} characters, not only whitespace; no NUL characters",
-    "pattern": r"\S",
+    "pattern": TEXT_PATTERN,
 }
 
 

@@ -197,6 +197,18 @@ def test_documented_request_schemas_agree_with_the_services_rules(data: dict[str
     assert set(ArticlePatchSchema().validate(data)) == refused_by_services(data, partial=True)
 
 
+@pytest.mark.parametrize("text", ["t", " t ", "a\x00b", "\x00", " ", "\n\t", "\u00a0", "line\nline", "\u0085x"])
+def test_the_documented_text_pattern_agrees_with_the_services_rules(spec: dict[str, Any], text: str) -> None:
+    """A string the document allows (its pattern) is one the services accept, and the reverse."""
+    schema = resolve(spec, spec["paths"]["/api/v1/articles"]["post"]["requestBody"]["content"]["application/json"])
+    schema = resolve(spec, schema["schema"])
+    for field in ("title", "body"):
+        pattern = schema["properties"][field]["pattern"]
+        other = "body" if field == "title" else "title"
+        allowed = re.search(pattern, text) is not None
+        assert allowed == (field not in refused_by_services({field: text, other: "ok"}, partial=False)), field
+
+
 def fake_article() -> SimpleNamespace:
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     return SimpleNamespace(
