@@ -14,7 +14,7 @@ COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up dev deploy down clean logs ps seed dump load-dump backup backups restore restore-drill monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
+.PHONY: help prepare build up dev deploy down clean logs ps seed dump load-dump backup backups restore restore-drill monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-api test-rules test-clean lint
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -91,8 +91,8 @@ ps: ## Show the services and their health
 # The tests run in a compose project of their own (scripts/test.sh): newsdesk-test, nginx on
 # 127.0.0.1:8180 (TEST_PROJECT, TEST_HTTP_PORT), removed afterwards unless KEEP=1. The user's
 # stack and its data are never touched.
-test: ## Unit tests, alert rules, integration, e2e, the short chaos suite, a point-in-time restore drill and the monitoring profile's tests in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
-	@scripts/test.sh unit rules integration e2e chaos backup monitoring
+test: ## Unit tests, alert rules, integration, e2e, schemathesis on the API, the short chaos suite, a point-in-time restore drill and the monitoring profile's tests in their own stack (project newsdesk-test, :8180); KEEP=1 keeps it
+	@scripts/test.sh unit rules integration e2e api chaos backup monitoring
 
 test-unit: ## Unit tests (no services), in the app image, in the test project
 	@scripts/test.sh unit
@@ -105,6 +105,9 @@ test-integration: ## Integration tests against the test project's PostgreSQL pri
 
 test-e2e: ## End-to-end tests through the test project's nginx (starts it; KEEP=1 keeps it)
 	@scripts/test.sh e2e
+
+test-api: ## schemathesis: the API against its OpenAPI document through the test project's nginx (every check, fixed seed)
+	@scripts/test.sh api
 
 test-clean: ## Remove the test project (containers, network, volumes) that KEEP=1 left running
 	@scripts/test.sh clean

@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.database.routing import init_router
     from app.debug_toolbar import init_debug_toolbar
     from app.response_cache import init_response_cache
+    from app.security_headers import init_security_headers
     from app.services.cache import init_cache
     from app.services.outbox import init_outbox
     from app.services.view_counts import ViewBuffer
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_outbox(app)
 
     request_hooks.init_request_hooks(app)
+    init_security_headers(app)  # before the response cache, which adds them to its own answers
     metrics.init_metrics(app)
     identity.init_identity(app)
     init_static_assets(app)

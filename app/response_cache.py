@@ -25,7 +25,8 @@ Three layers, each exact:
 Responses carry ``X-Cache``: ``hit`` (this process's memory), ``shared`` (the shared cache)
 or ``miss`` (rendered for this request), an ``ETag`` (a conditional GET is answered 304),
 ``Cache-Control: no-cache`` and ``Vary: Cookie, Authorization``. ``X-Served-By`` is always
-the replica that answered; the page's footer names the one that rendered it.
+the replica that answered; the page's footer names the one that rendered it. The security
+headers (app.security_headers) are not stored: every answer gets the app's current ones.
 """
 
 from __future__ import annotations
@@ -320,6 +321,8 @@ class ResponseCache:
         self.subscription = Subscription(settings.cache_url, self.pages)
         self.count_view = count_view
         self.local_hits = CACHE_REQUESTS.labels("local")
+        #: What every response carries (app.security_headers), added to the answers from memory.
+        self.security_headers: list[tuple[str, str]] = list(app.extensions["security_headers"].default)
         self._timings: dict[tuple[str, str], Any] = {}
 
     def timing(self, method: str, status: str) -> Any:
@@ -359,7 +362,12 @@ class ServeFromMemory:
         rid = environ.get("HTTP_X_REQUEST_ID", "")
         if not (0 < len(rid) <= _MAX_REQUEST_ID and rid.isprintable()):
             rid = uuid.uuid4().hex
-        extra = [("X-Served-By", self.cache.hostname), (CACHE_HEADER, HIT), ("X-Request-ID", rid)]
+        extra = [
+            ("X-Served-By", self.cache.hostname),
+            (CACHE_HEADER, HIT),
+            ("X-Request-ID", rid),
+            *self.cache.security_headers,
+        ]
         self.cache.local_hits.inc()
         if entry.view_of is not None and method == "GET":
             self.cache.count_view(entry.view_of)

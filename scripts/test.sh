@@ -3,9 +3,10 @@
 # (newsdesk-test), nginx on 127.0.0.1:TEST_HTTP_PORT (8180), its own containers, network and
 # volumes. The user's stack (project newsdesk) and its data are never touched.
 #
-#   scripts/test.sh [unit] [rules] [integration] [e2e] [chaos] [backup] [monitoring]
+#   scripts/test.sh [unit] [rules] [integration] [e2e] [api] [chaos] [backup] [monitoring]
 #       the suites to run (default: all, in this order: chaos measures a deploy under load, so it
 #       runs before the restores and the monitoring profile's nine extra containers). rules: promtool on monitoring/ (no stack);
+#       api: schemathesis, the API against its OpenAPI document through nginx (every check, fixed seed);
 #       backup: tests/e2e/backup (a point-in-time restore drill, make restore-drill, a dump and its load);
 #       monitoring: the monitoring profile started on the test stack (Prometheus on
 #       127.0.0.1:TEST_PROMETHEUS_PORT, 9190), then tests/e2e/monitoring; chaos: the short make chaos.
@@ -32,6 +33,9 @@ export NEWSDESK_URL="http://127.0.0.1:$HTTP_PORT"
 # The monitoring profile's published ports, apart from the user's (9090, 5555).
 export PROMETHEUS_PORT="${TEST_PROMETHEUS_PORT:-9190}"
 export FLOWER_PORT="${TEST_FLOWER_PORT:-5655}"
+# API writes per key in the test project (docker-compose.yml passes it to the app): the api
+# stage writes with one key, more than the default 60 a minute; tests/e2e/test_api.py reads it.
+export API_WRITE_LIMIT=300/minute
 keep="${KEEP:-0}"
 [ "$COMPOSE_PROJECT_NAME" != "$main_project" ] && [ "$COMPOSE_PROJECT_NAME" != newsdesk ] \
   || die "TEST_PROJECT=$COMPOSE_PROJECT_NAME is the user's project; the tests need one of their own"
@@ -46,12 +50,12 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit rules integration e2e chaos backup monitoring)
+[ ${#suites[@]} -gt 0 ] || suites=(unit rules integration e2e api chaos backup monitoring)
 for suite in "${suites[@]}"; do
   case "$suite" in
-    unit | rules | integration | e2e | backup | monitoring | chaos) ;;
+    unit | rules | integration | e2e | api | backup | monitoring | chaos) ;;
     dev) [ ${#suites[@]} -eq 1 ] || die "the dev suite runs alone: scripts/test.sh dev" ;;
-    *) die "unknown suite '$suite' (unit, rules, integration, e2e, backup, monitoring, chaos; dev alone)" ;;
+    *) die "unknown suite '$suite' (unit, rules, integration, e2e, api, backup, monitoring, chaos; dev alone)" ;;
   esac
 done
 
@@ -170,7 +174,7 @@ if wants dev; then
   exit
 fi
 
-if wants unit || wants integration || wants rules; then
+if wants unit || wants integration || wants rules || wants api; then
   stage images images || exit 1
 fi
 if wants unit; then
@@ -187,11 +191,27 @@ chaos() {
     --faults short --report reports/chaos/make-test.md
 }
 
-if wants integration || wants e2e || wants backup || wants monitoring || wants chaos; then
+# schemathesis against the API's own document, through nginx (from the test image, on the
+# project's network), as a new account's key: every check, a fixed seed (a failure reproduces),
+# a bounded number of examples per operation (about a minute here), nothing remembered between
+# runs. It writes about 180 times in all, fewer than API_WRITE_LIMIT (above) allows in one
+# minute, so it never meets a 429. TRACE is nginx's to answer (405 problem+json with Allow).
+api() {
+  local email key
+  email="schemathesis-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')@example.com"
+  docker compose exec -T web flask users create --email "$email" --name Schemathesis \
+    --password "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >/dev/null
+  key="$(docker compose exec -T web flask keys create --email "$email" --name schemathesis | tail -n 1)"
+  docker compose --profile test run --rm --no-deps test schemathesis run http://nginx:8080/api/v1/openapi.json \
+    --checks all --seed 20261122 --max-examples 15 --workers 1 \
+    --generation-database none --header "Authorization: Bearer $key" --no-color
+}
+
+if wants integration || wants e2e || wants api || wants backup || wants monitoring || wants chaos; then
   stack_started=1
   if stage stack stack; then stack_up=1; fi
 fi
-for suite in integration e2e chaos backup monitoring; do
+for suite in integration e2e api chaos backup monitoring; do
   wants "$suite" || continue
   if [ "$stack_up" -ne 1 ]; then
     skip "$suite" "no stack"
@@ -199,6 +219,8 @@ for suite in integration e2e chaos backup monitoring; do
     stage integration in_image tests/integration || true
   elif [ "$suite" = e2e ]; then
     stage e2e .venv/bin/pytest -q tests/e2e --ignore=tests/e2e/monitoring --ignore=tests/e2e/backup || true
+  elif [ "$suite" = api ]; then
+    stage api api || true
   elif [ "$suite" = backup ]; then
     stage backup .venv/bin/pytest -q tests/e2e/backup || true
   elif [ "$suite" = monitoring ]; then

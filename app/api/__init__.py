@@ -23,6 +23,7 @@ def init_api(app: Flask) -> ProblemApi:
         app.config.setdefault(name, value)
     api = ProblemApi(app)
     api.declare_security()
+    api.declare_schemas()  # before the views, which refer to them
     api.register_blueprint(bp, url_prefix=URL_PREFIX)
     csrf.exempt(bp)  # authenticated by a key header only, never the session cookie: nothing for CSRF to forge
     init_problem_handlers(app)

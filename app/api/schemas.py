@@ -13,7 +13,8 @@ from marshmallow import fields, validate
 
 from app.models.article import BODY_MAX, STATUS_PROCESSING, STATUS_READY, TITLE_MAX
 from app.models.base import BIGINT_MAX
-from app.services.queries import MAX_CURSOR_LENGTH, MAX_PAGE
+from app.services.queries import CURSOR_PATTERN, MAX_CURSOR_LENGTH, MAX_PAGE
+from app.services.validation import NO_ARTICLE_FIELDS
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -44,7 +45,8 @@ class PageQuerySchema(ma.Schema):
         load_default=None,
         validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
         metadata={
-            "description": "where the page starts: the opaque value in a previous page's `next` (wins over `page`)"
+            "description": "where the page starts: the opaque value in a previous page's `next` (wins over `page`)",
+            "pattern": CURSOR_PATTERN,
         },
     )
 
@@ -104,14 +106,16 @@ class ArticleListSchema(ResponseSchema):
     items = fields.List(fields.Nested(ArticleSummarySchema), required=True)
 
 
+#: Not only whitespace, and no NUL character anywhere (app.services.validation refuses both).
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
 _TITLE_DOC = {
     "description": f"1 to {TITLE_MAX} characters once surrounding whitespace is trimmed (it is stored trimmed); "
     "no NUL characters",
-    "pattern": r"\S",
+    "pattern": TEXT_PATTERN,
 }
 _BODY_DOC = {
     "description": f"1 to {BODY_MAX} characters, not only whitespace; no NUL characters",
-    "pattern": r"\S",
+    "pattern": TEXT_PATTERN,
 }
 
 
@@ -133,6 +137,12 @@ class ArticlePatchSchema(ma.Schema):
 
     title = fields.String(validate=validate.Length(min=1, max=TITLE_MAX), metadata=_TITLE_DOC)
     body = fields.String(validate=validate.Length(min=1, max=BODY_MAX), metadata=_BODY_DOC)
+
+    @ma.validates_schema
+    def at_least_one_field(self, data: dict[str, object], **_kwargs: object) -> None:
+        """``{}`` changes nothing and is refused (the document says ``minProperties: 1``)."""
+        if not data:
+            raise ma.ValidationError(NO_ARTICLE_FIELDS)
 
 
 class ApiKeyInfoSchema(ResponseSchema):

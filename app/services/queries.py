@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,31 +23,50 @@ POPULAR_LIMIT = 10
 MAX_PAGE = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-#: A cursor is two integers in base64: anything longer was not made here.
+#: A cursor is two integers: anything longer was not made here.
 MAX_CURSOR_LENGTH = 64
+#: What the API documents a cursor to be (``<microseconds since 1970>_<article id>``): every string
+#: that matches it is a position in the order, so the document promises nothing the API refuses.
+CURSOR_PATTERN = r"^-?[0-9]{1,18}_[0-9]{1,19}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+#: The instants a cursor can name (Python's datetime range); beyond them it names the same
+#: position as the nearest one (no article is that old, or that new).
+_MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True)
 class Cursor:
     """A position in the newest-first order: the last article of a page, ``(published_at, id)``.
 
-    Opaque to clients (URL-safe base64 of microseconds and id); the next page is the
+    Opaque to clients (``CURSOR_PATTERN``: microseconds and id); the next page is the
     articles strictly older than it, which the index ix_articles_published_at_id finds
     directly, at any depth (an OFFSET would walk and discard every row before the page).
+    Any string of that pattern is a position, so it is accepted (its parts clamped to the
+    range of positions); the base64 form of earlier releases is still read, so links that
+    pages and caches hold across a deploy keep working.
     """
 
     published_at: datetime
     id: int
 
     def encode(self) -> str:
-        micros = (self.published_at - _EPOCH) // _MICROSECOND
-        return base64.urlsafe_b64encode(f"{micros}.{self.id}".encode()).decode().rstrip("=")
+        return f"{(self.published_at - _EPOCH) // _MICROSECOND}_{self.id}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
         """The cursor ``text`` stands for, or None when it is not one of ours."""
         if not 0 < len(text) <= MAX_CURSOR_LENGTH:
             return None
+        if _CURSOR.fullmatch(text):
+            micros_text, _, id_text = text.partition("_")
+            micros = min(max(int(micros_text), _MIN_MICROS), _MAX_MICROS)
+            return cls(_EPOCH + micros * _MICROSECOND, min(int(id_text), BIGINT_MAX))
+        return cls._decode_base64(text)
+
+    @classmethod
+    def _decode_base64(cls, text: str) -> Cursor | None:
+        """The form of earlier releases (URL-safe base64 of ``<micros>.<id>``)."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
             micros_text, _, id_text = raw.partition(".")

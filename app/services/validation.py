@@ -17,6 +17,8 @@ KEY_NAME_MAX = 100
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the mail's job.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NOT_UNICODE = "must be valid Unicode text (no lone surrogates)"
+#: A PATCH of an article that names no field.
+NO_ARTICLE_FIELDS = "give at least one of: title, body"
 
 
 def is_unicode_text(text: str) -> bool:
@@ -58,7 +60,7 @@ def validate_article(data: Mapping[str, Any], *, partial: bool = False) -> dict[
         elif not partial:
             errors.setdefault(field, []).append("is required")
     if partial and not cleaned and not errors:
-        errors["_schema"] = ["give at least one of: title, body"]
+        errors["_schema"] = [NO_ARTICLE_FIELDS]
     if errors:
         raise ValidationFailed(errors)
     return cleaned

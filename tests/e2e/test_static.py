@@ -54,9 +54,9 @@ def test_the_api_docs_load_hashed_swagger_ui_files_from_nginx(http: requests.Ses
     docs = http.get(f"{BASE_URL}/api/v1/docs", timeout=TIMEOUT)
     assert docs.status_code == 200
     assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
-    assert len(assets) == 3, assets
+    assert len(assets) == 4, assets  # Swagger UI's stylesheet and two scripts, and ours that starts it
     for asset in assets:
-        assert re.fullmatch(r"/static/vendor/swagger-ui/[\w.-]+\.[0-9a-f]{12}\.(css|js)", asset), asset
+        assert re.fullmatch(r"/static/(vendor/swagger-ui|js)/[\w.-]+\.[0-9a-f]{12}\.(css|js)", asset), asset
         assert_served_by_nginx(http.get(urljoin(f"{BASE_URL}/api/v1/docs", asset), timeout=TIMEOUT))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -10,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from app.models.base import BIGINT_MAX
 from app.response_cache import Entry, LocalPages, ServeFromMemory, etag_of, matches, memory_key
-from app.services.queries import Cursor
+from app.services.queries import CURSOR_PATTERN, MAX_CURSOR_LENGTH, Cursor
 
 
 @pytest.fixture
@@ -107,8 +110,27 @@ def test_cursors_round_trip_and_refuse_what_we_did_not_make() -> None:
     cursor = Cursor.decode(Cursor(published_at=datetime.now(UTC), id=42).encode())
     assert cursor is not None and cursor.id == 42
     assert Cursor.decode(cursor.encode()) == cursor
-    for bad in ("", "x" * 65, "not base64!", "bm9wZQ", "MTIzLjA", "MTIzLjk5OTk5OTk5OTk5OTk5OTk5OTk5OQ"):
+    assert re.fullmatch(CURSOR_PATTERN, cursor.encode()), "what the API documents"
+    for bad in ("", "x" * 65, "not base64!", "bm9wZQ", "MTIzLjA", "MTIzLjk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "1_2\n", "1_"):
         assert Cursor.decode(bad) is None, bad
+
+
+def test_every_cursor_the_document_allows_is_a_position() -> None:
+    """The pattern is the promise: any string of it is accepted, its parts clamped to real positions."""
+    for text in ("0_0", "-999999999999999999_9999999999999999999", "999999999999999999_1", "007_1"):
+        assert re.fullmatch(CURSOR_PATTERN, text) and len(text) <= MAX_CURSOR_LENGTH
+        cursor = Cursor.decode(text)
+        assert cursor is not None, text
+        assert 0 <= cursor.id <= BIGINT_MAX
+        assert Cursor.decode(cursor.encode()) == cursor, "a clamped cursor encodes to itself"
+    assert Cursor.decode("007_1") == Cursor.decode("7_1"), "one position, one cache key"
+
+
+def test_cursors_of_earlier_releases_are_still_read() -> None:
+    """Links to older pages that replicas of the previous image handed out (base64 of micros.id)."""
+    legacy = base64.urlsafe_b64encode(b"1700000000000000.42").decode().rstrip("=")
+    cursor = Cursor.decode(legacy)
+    assert cursor == Cursor(published_at=datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), id=42)
 
 
 class FakeFlask:
@@ -136,6 +158,7 @@ class FakeCache:
         self.pages = pages
         self.hostname = "web-1"
         self.session_cookie = "session="
+        self.security_headers = [("X-Content-Type-Options", "nosniff")]
         self.views: list[int] = []
         self.local_hits = type("C", (), {"inc": lambda self: None})()
         #: (method, status, seconds) of every answer the middleware timed.

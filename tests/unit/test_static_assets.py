@@ -110,6 +110,7 @@ def test_without_a_manifest_url_for_static_gives_plain_names(tmp_path: Path) -> 
 def test_pages_and_the_api_docs_link_the_hashed_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The layout's stylesheet and the Swagger UI files, in the real app (no service reached)."""
     swagger = [f"vendor/swagger-ui/swagger-ui{name}" for name in (".css", "-bundle.js", "-standalone-preset.js")]
+    swagger.append("js/swagger-ui-init.js")  # ours: starts Swagger UI (no inline script)
     manifest = {name: hashed_name(name, b"fake") for name in ["css/site.css", *swagger]}
     (tmp_path / "static-manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(static_assets, "manifest_path_of", lambda app: tmp_path / "static-manifest.json")
