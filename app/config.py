@@ -126,7 +126,7 @@ def database_url(env: Mapping[str, str], url_var: str, host_var: str, default_ho
     return URL.create(
         "postgresql+psycopg2",
         username=env_str(env, "POSTGRES_USER", "newsdesk"),
-        password=env_str(env, "POSTGRES_PASSWORD") or None,
+        password=env_secret(env, "POSTGRES_PASSWORD") or None,
         host=env_str(env, host_var, default_host),
         port=env_int(env, "POSTGRES_PORT", 5432, 1, 65535),
         database=env_str(env, "POSTGRES_DB", "newsdesk"),

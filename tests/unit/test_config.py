@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from app.config import (
     RETRY_BACKOFF_MAX,
@@ -141,3 +142,12 @@ def test_a_task_held_by_a_killed_worker_is_redelivered_within_two_minutes() -> N
 def test_visibility_timeout_follows_the_limits() -> None:
     assert visibility_timeout(90, 15, 10) == 115
     assert visibility_timeout(300, 60, 10) == 370
+
+
+def test_the_database_password_comes_from_a_file_too(tmp_path: Path) -> None:
+    # Swarm gives it as a secret (deploy/swarm/stack.yml: POSTGRES_PASSWORD_FILE).
+    password = tmp_path / "postgres_password"
+    password.write_text("db p@ss\n", encoding="utf-8")
+    loaded = settings(POSTGRES_PASSWORD="ignored", POSTGRES_PASSWORD_FILE=str(password))
+    assert make_url(loaded.database_url).password == "db p@ss"
+    assert make_url(loaded.replica_url).password == "db p@ss"
