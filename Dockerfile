@@ -37,8 +37,18 @@ EXPOSE 8000
 # Exec form: gunicorn (or celery) is PID 1 and receives SIGTERM from `docker stop` itself.
 CMD ["gunicorn", "--config", "gunicorn_config.py", "app.wsgi:app"]
 
-# --- test: the runtime plus test tools; `make test` runs unit and integration tests here --
-FROM runtime AS test
+# --- dev: the runtime plus the development tools of `make dev` (docker-compose.dev.yml) -----
+# Flask-DebugToolbar and watchfiles, nothing else: the code itself is bind-mounted over /srv.
+FROM runtime AS dev
+USER root
+COPY requirements-development.txt /tmp/requirements-development.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps -r /tmp/requirements-development.txt \
+ && /opt/venv/bin/pip check
+USER newsdesk
+
+# --- test: the dev image plus test tools; `make test` runs unit and integration tests here ---
+# (from `dev`, so the tests and mypy see the debug toolbar development wires in)
+FROM dev AS test
 USER root
 COPY requirements-dev.txt /tmp/requirements-dev.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-dev.txt

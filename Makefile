@@ -9,10 +9,12 @@ SHELL := /bin/bash
 # to scale once: `make up WEB=5`.
 SCALE := $(if $(WEB),--scale web=$(WEB)) $(if $(WORKERS),--scale worker=$(WORKERS))
 COMPOSE := docker compose
+# `make dev`: the same stack with the development override on top (docker-compose.dev.yml).
+COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 WAIT_TIMEOUT ?= 300
 VENV := .venv/bin
 
-.PHONY: help prepare build up deploy down clean logs ps seed dump load-dump backup backups restore restore-drill monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
+.PHONY: help prepare build up dev deploy down clean logs ps seed dump load-dump backup backups restore restore-drill monitoring monitoring-down screenshot test test-unit test-integration test-e2e test-rules test-clean lint
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,6 +33,13 @@ up: build ## Start the stack (WEB web replicas, WORKERS workers: 3 and 2 from .e
 	$(COMPOSE) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans $(SCALE)
 	@$(COMPOSE) exec -T web flask seed --if-empty
 	@scripts/after-up.sh
+
+dev: build ## Development mode on the same stack: source bind-mounted, auto-reload, APP_ENV=development, debug toolbar, no page cache, mail in the log (docker-compose.dev.yml); make up switches back
+	$(COMPOSE_DEV) build web
+	$(COMPOSE_DEV) up -d --wait --wait-timeout $(WAIT_TIMEOUT) --remove-orphans $(SCALE)
+	@$(COMPOSE_DEV) exec -T web flask seed --if-empty
+	@scripts/after-up.sh
+	@echo "==> development mode: edits to app/ and worker/ are served without a rebuild; 'make up' switches back to production"
 
 deploy: build ## Roll out new code without a failed request: migrate, then replace web, worker and beat (scripts/deploy.sh)
 	@scripts/deploy.sh

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.config import Settings
     from app.database import db
     from app.database.routing import init_router
+    from app.debug_toolbar import init_debug_toolbar
     from app.response_cache import init_response_cache
     from app.services.cache import init_cache
     from app.services.outbox import init_outbox
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_web(app)
     init_api(app)
     limits.init_limits(app)
+    init_debug_toolbar(app)  # APP_ENV=development only
     # Outermost, in front of ProxyFix: a hit needs nothing the layers below provide.
     init_response_cache(app, app.extensions["views"].add)
     register_cli(app)

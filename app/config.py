@@ -118,15 +118,29 @@ def visibility_timeout(time_limit: int, retry_backoff_max: int, margin: int) -> 
     return time_limit + retry_backoff_max + margin
 
 
-def database_url(env: Mapping[str, str], url_var: str, host_var: str, default_host: str) -> str:
-    """``url_var`` if set, else a URL built from the POSTGRES_* parts (password safely quoted)."""
-    explicit = env_str(env, url_var)
+#: The roles a process may connect as (DB_ROLE): ``app`` (web, worker, beat: reads and writes
+#: the tables, no DDL) or ``owner`` (migrate: owns the schema, creates the other roles).
+DB_ROLES = ("app", "owner")
+
+
+def database_credentials(env: Mapping[str, str], role: str) -> tuple[str, str]:
+    """The user name and password of ``role``: APP_DB_USER/APP_DB_PASSWORD for ``app``,
+    POSTGRES_USER/POSTGRES_PASSWORD for ``owner`` (each password may come from its _FILE)."""
+    if role == "owner":
+        return env_str(env, "POSTGRES_USER", "newsdesk"), env_secret(env, "POSTGRES_PASSWORD")
+    return env_str(env, "APP_DB_USER", "newsdesk_app"), env_secret(env, "APP_DB_PASSWORD")
+
+
+def database_url(env: Mapping[str, str], url_var: str, host_var: str, default_host: str, role: str = "app") -> str:
+    """``url_var`` if set, else a URL for ``role`` built from the parts (password safely quoted)."""
+    explicit = env_secret(env, url_var)
     if explicit:
         return explicit
+    username, password = database_credentials(env, role)
     return URL.create(
         "postgresql+psycopg2",
-        username=env_str(env, "POSTGRES_USER", "newsdesk"),
-        password=env_secret(env, "POSTGRES_PASSWORD") or None,
+        username=username,
+        password=password or None,
         host=env_str(env, host_var, default_host),
         port=env_int(env, "POSTGRES_PORT", 5432, 1, 65535),
         database=env_str(env, "POSTGRES_DB", "newsdesk"),
@@ -169,6 +183,8 @@ class Settings:
     hostname: str = ""
     #: Memory per web process for cached anonymous responses (app.response_cache); 0 turns that layer off.
     response_cache_mb: int = 32
+    #: Anonymous pages and API reads cached at all (both layers of app.response_cache); off in development.
+    page_cache: bool = True
     #: How long a web process gathers view counts before sending them to Redis in one round trip
     #: (app.services.view_counts): the views a crashed process can lose.
     view_flush_seconds: float = 1.0
@@ -182,6 +198,14 @@ class Settings:
     sentry_traces_sample_rate: float = 0.0
     #: Where /ops reads its graphs and firing alerts (Prometheus's HTTP API); "" turns the graphs off.
     prometheus_url: str = "http://prometheus:9090"
+    #: The role this process connects as (DB_ROLE): "app" (DML only) or "owner" (migrate).
+    db_role: str = "app"
+    #: The application role migrate creates and keeps up to date (app.database.roles).
+    app_db_user: str = "newsdesk_app"
+    app_db_password: str = ""
+    #: The exporters' pg_monitor role migrate creates; no password: not created.
+    monitor_user: str = "monitor"
+    monitor_password: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -193,6 +217,9 @@ class Settings:
         app_env = env_str(env, "APP_ENV", "production").lower()
         if app_env not in {"production", "development", "test"}:
             raise ConfigError(f"APP_ENV must be production, development or test, got {app_env!r}")
+        db_role = env_str(env, "DB_ROLE", "app").lower()
+        if db_role not in DB_ROLES:
+            raise ConfigError(f"DB_ROLE must be app or owner, got {db_role!r}")
         redis_host = env_str(env, "REDIS_HOST", "redis")
         # The `redis` server's ACL users (see docker-compose.yml): `app` for sessions,
         # read-your-writes marks and rate limits, `broker` for Celery. An empty password means
@@ -203,8 +230,8 @@ class Settings:
         settings = cls(
             env=app_env,
             secret_key=env_secret(env, "SECRET_KEY"),
-            database_url=database_url(env, "DATABASE_URL", "DB_HOST", "db"),
-            replica_url=database_url(env, "DATABASE_REPLICA_URL", "DB_REPLICA_HOST", "db-replica"),
+            database_url=database_url(env, "DATABASE_URL", "DB_HOST", "db", db_role),
+            replica_url=database_url(env, "DATABASE_REPLICA_URL", "DB_REPLICA_HOST", "db-replica", db_role),
             redis_url=env_secret(env, "REDIS_URL") or redis_url(redis_host, 2, **app_redis),
             broker_url=env_secret(env, "CELERY_BROKER_URL") or redis_url(redis_host, 0, **broker_redis),
             result_backend_url=env_secret(env, "CELERY_RESULT_BACKEND") or redis_url(redis_host, 1, **broker_redis),
@@ -235,12 +262,18 @@ class Settings:
             redis_retries=env_int(env, "REDIS_RETRIES", 3, 0, 10),
             hostname=env_str(env, "HOSTNAME") or socket.gethostname(),
             response_cache_mb=env_int(env, "RESPONSE_CACHE_MB", 32, 0, 4096),
+            page_cache=env_bool(env, "PAGE_CACHE", app_env != "development"),
             view_flush_seconds=env_float(env, "VIEW_FLUSH_SECONDS", 1.0, 0.0, 60.0),
             worker_metrics_port=env_int(env, "WORKER_METRICS_PORT", 9808, 0, 65535),
             sentry_dsn=env_secret(env, "SENTRY_DSN"),
             sentry_environment=env_str(env, "SENTRY_ENVIRONMENT") or app_env,
             sentry_traces_sample_rate=env_float(env, "SENTRY_TRACES_SAMPLE_RATE", 0.0, 0.0, 1.0),
             prometheus_url=env_str(env, "PROMETHEUS_URL", "http://prometheus:9090"),
+            db_role=db_role,
+            app_db_user=env_str(env, "APP_DB_USER", "newsdesk_app"),
+            app_db_password=env_secret(env, "APP_DB_PASSWORD"),
+            monitor_user=env_str(env, "MONITOR_USER", "monitor"),
+            monitor_password=env_secret(env, "MONITOR_PASSWORD"),
         )
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be a logging level name, got {settings.log_level!r}")
@@ -255,9 +288,17 @@ class Settings:
         problems = []
         if self.secret_key.lower() in DEFAULT_SECRETS or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             problems.append(f"SECRET_KEY is missing, a default, or shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        # The password this process connects with; migrate (the owner) also sets the app's
+        # and the monitor's, so it checks those too.
         password = make_url(self.database_url).password or ""
+        source = "POSTGRES_PASSWORD" if self.db_role == "owner" else "APP_DB_PASSWORD"
         if password.lower() in DEFAULT_SECRETS:
-            problems.append("the database password (POSTGRES_PASSWORD) is missing or a default")
+            problems.append(f"the database password ({source}) is missing or a default")
+        if self.db_role == "owner":
+            if self.app_db_password.lower() in DEFAULT_SECRETS:
+                problems.append("the application role's password (APP_DB_PASSWORD) is missing or a default")
+            if self.monitor_password and self.monitor_password.lower() in DEFAULT_SECRETS:
+                problems.append("the monitor role's password (MONITOR_PASSWORD) is a default")
         if problems:
             raise ConfigError(
                 "refusing to start in production: "
@@ -276,7 +317,8 @@ class Settings:
             "connect_args": {
                 "connect_timeout": self.db_connect_timeout,
                 "application_name": "newsdesk",
-                "options": f"-c statement_timeout={self.db_statement_timeout_ms}",
+                # No `options=-c statement_timeout=...` startup parameter (PgBouncer refuses it):
+                # the app role carries DB_STATEMENT_TIMEOUT_MS itself (ALTER ROLE ... SET, at migrate).
             },
         }
         return {
@@ -298,7 +340,10 @@ class Settings:
                 }
             },
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
-            "SQLALCHEMY_RECORD_QUERIES": False,
+            # Development (make dev): the debug toolbar lists each page's queries, and a template
+            # changed on disk is served at the next request.
+            "SQLALCHEMY_RECORD_QUERIES": self.env == "development",
+            "TEMPLATES_AUTO_RELOAD": self.env == "development",
             "SESSION_COOKIE_SECURE": self.session_cookie_secure,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",

@@ -312,6 +312,8 @@ class ResponseCache:
 
     def __init__(self, app: Flask, max_bytes: int, count_view: Callable[[int], None]) -> None:
         settings = app.extensions["settings"]
+        #: PAGE_CACHE=false (development): every response is rendered for its request.
+        self.enabled: bool = settings.page_cache
         self.hostname: str = settings.hostname
         self.session_cookie = f"{app.config.get('SESSION_COOKIE_NAME', 'session')}="
         self.pages = LocalPages(max_bytes)
@@ -407,6 +409,8 @@ def cached_response(
     for ``ttl`` s) and kept in this process's memory for the next identical request. A GET of
     it counts a view of article ``view_of``."""
     cache: ResponseCache = current_app.extensions["response_cache"]
+    if not cache.enabled:
+        return render_uncached(cache, render, view_of)
     if cache.pages.max_bytes:
         cache.subscription.ensure_started()
     generation = cache.pages.generation
@@ -439,9 +443,20 @@ def cached_response(
     return response
 
 
+def render_uncached(cache: ResponseCache, render: Callable[[], ResponseReturnValue], view_of: int | None) -> Response:
+    """What ``cached_response`` answers with the page cache off: ``render()``'s response, with
+    a view counted as a cached answer counts it (a GET answered 200)."""
+    response = current_app.make_response(render())
+    response.headers[CACHE_HEADER] = MISS
+    if request.method == "GET" and view_of is not None and response.status_code == 200:
+        cache.count_view(view_of)
+    return response
+
+
 def init_response_cache(app: Flask, count_view: Callable[[int], None]) -> ResponseCache:
     settings = app.extensions["settings"]
-    cache = ResponseCache(app, settings.response_cache_mb * 1024 * 1024, count_view)
+    memory_mb = settings.response_cache_mb if settings.page_cache else 0
+    cache = ResponseCache(app, memory_mb * 1024 * 1024, count_view)
     app.extensions["response_cache"] = cache
     app.extensions["cache"].announced = cache.pages.announce
     if cache.pages.max_bytes:  # RESPONSE_CACHE_MB=0: the shared cache only

@@ -4,6 +4,10 @@ Logging stays the app's JSON logging (alembic.ini's logging section is not appli
 migrations hold a PostgreSQL advisory lock for their whole run, so an accidental second run
 (two `migrate` containers, a developer's shell) waits for the first and then finds nothing
 left to do, instead of colliding with it.
+
+Run as the owner (DB_ROLE=owner, the `migrate` service), the same transaction and lock also
+create and update the other roles and grant the app role the tables (app.database.roles): a
+table is never visible to the running code without its grants, and concurrent runs take turns.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import logging
 from alembic import context
 from flask import current_app
 from sqlalchemy import text
+
+from app.database.roles import RoleSpec, ensure_roles
 
 #: Arbitrary, fixed 64-bit key shared by every migration run of this project.
 MIGRATION_LOCK_KEY = 7_353_213_100_000_001
@@ -38,6 +44,21 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def ensure_database_roles(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    settings = current_app.extensions["settings"]
+    if settings.db_role != "owner":
+        logger.info("not the owner (DB_ROLE=%s): the database roles are left as they are", settings.db_role)
+        return
+    spec = RoleSpec(
+        app_user=settings.app_db_user,
+        app_password=settings.app_db_password,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        monitor_user=settings.monitor_user,
+        monitor_password=settings.monitor_password,
+    )
+    ensure_roles(connection, spec)
+
+
 def run_migrations_online() -> None:
     def process_revision_directives(context, revision, directives) -> None:  # noqa: ANN001
         # `flask db migrate` with no schema change writes no empty revision.
@@ -56,6 +77,7 @@ def run_migrations_online() -> None:
             context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
             with context.begin_transaction():
                 context.run_migrations()
+                ensure_database_roles(connection)
             connection.commit()
             logger.info("migrations are up to date")
         finally:

@@ -7,14 +7,15 @@
 #   scripts/monitoring.sh down   stop and remove its containers (Prometheus's data is kept)
 #
 # Only the profile's services are started (--no-deps): the stack's own services are never
-# recreated or rescaled by it.
+# recreated or rescaled by it. The one-shot `migrate` runs again first (a no-op for the schema
+# of the running image): it creates or updates the exporters' `monitor` role.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 load_env
 
-SERVICES=(postgres-role postgres-exporter postgres-exporter-replica redis-exporter cache-exporter
+SERVICES=(migrate postgres-exporter postgres-exporter-replica redis-exporter cache-exporter
   alert-log alertmanager prometheus flower)
 
 case "${1:-up}" in

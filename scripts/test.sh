@@ -10,6 +10,9 @@
 #       monitoring: the monitoring profile started on the test stack (Prometheus on
 #       127.0.0.1:TEST_PROMETHEUS_PORT, 9190), then tests/e2e/monitoring; chaos: the short make chaos.
 #   scripts/test.sh clean                        remove the test project (what KEEP=1 left running)
+#   scripts/test.sh dev                          `make dev` and back (alone; not in the default list):
+#       `make dev` in a throwaway copy of the tree, a changed template and view timed there
+#       (tests/dev), then `make up` in the copy and production checked again.
 #
 # The test project is set up as `make up` sets up the user's (it runs `make up` in it) and is
 # removed afterwards (containers, network, volumes), also when a suite fails or the run is
@@ -47,7 +50,8 @@ suites=("$@")
 for suite in "${suites[@]}"; do
   case "$suite" in
     unit | rules | integration | e2e | backup | monitoring | chaos) ;;
-    *) die "unknown suite '$suite' (unit, rules, integration, e2e, backup, monitoring, chaos)" ;;
+    dev) [ ${#suites[@]} -eq 1 ] || die "the dev suite runs alone: scripts/test.sh dev" ;;
+    *) die "unknown suite '$suite' (unit, rules, integration, e2e, backup, monitoring, chaos; dev alone)" ;;
   esac
 done
 
@@ -141,6 +145,30 @@ rules() {
 monitoring() {
   scripts/monitoring.sh up && .venv/bin/pytest -q tests/e2e/monitoring
 }
+
+# `make dev` in a copy of the tree (so the edits the tests make never touch it), in the test
+# project, then `make up` in the same copy: development mode, and the way back to production.
+dev_mode() {
+  local copy status=0
+  copy="$(mktemp -d /tmp/newsdesk-dev-check.XXXXXX)"
+  git ls-files -z --cached --others --exclude-standard | tar -c --null --ignore-failed-read -T - | tar -x -C "$copy"
+  cp -p .env "$copy/.env"
+  if scripts/venv.sh && (cd "$copy" && make --no-print-directory dev WEB=1 WORKERS=1); then
+    # A failed development check still lets the way back to production be checked.
+    DEV_MODE=development DEV_SOURCE="$copy" .venv/bin/pytest -q -p no:cacheprovider tests/dev || status=$?
+    { (cd "$copy" && make --no-print-directory up WEB=1 WORKERS=1) \
+      && DEV_MODE=production .venv/bin/pytest -q -p no:cacheprovider tests/dev; } || status=$?
+  else
+    status=1
+  fi
+  rm -rf "$copy"
+  return "$status"
+}
+if wants dev; then
+  stack_started=1
+  stage dev dev_mode || true
+  exit
+fi
 
 if wants unit || wants integration || wants rules; then
   stage images images || exit 1

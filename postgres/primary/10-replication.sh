@@ -4,6 +4,11 @@
 # replica, and a pg_hba rule that lets that role stream WAL.
 set -euo pipefail
 
+# REPLICATION_PASSWORD_FILE (a Docker secret) wins over REPLICATION_PASSWORD, as the image's
+# own POSTGRES_PASSWORD_FILE does.
+if [ -n "${REPLICATION_PASSWORD_FILE:-}" ]; then
+  REPLICATION_PASSWORD="$(<"$REPLICATION_PASSWORD_FILE")"
+fi
 : "${REPLICATION_USER:?REPLICATION_USER must be set}"
 : "${REPLICATION_PASSWORD:?REPLICATION_PASSWORD must be set}"
 slot="${REPLICATION_SLOT:-replica_1}"

@@ -10,6 +10,11 @@ set -euo pipefail
 : "${PGDATA:=/var/lib/postgresql/data}"
 : "${PRIMARY_HOST:=db}"
 : "${PRIMARY_PORT:=5432}"
+# REPLICATION_PASSWORD_FILE (a Docker secret) wins over REPLICATION_PASSWORD.
+if [ -n "${REPLICATION_PASSWORD_FILE:-}" ]; then
+  REPLICATION_PASSWORD="$(<"$REPLICATION_PASSWORD_FILE")"
+  unset REPLICATION_PASSWORD_FILE
+fi
 : "${REPLICATION_USER:?REPLICATION_USER must be set}"
 : "${REPLICATION_PASSWORD:?REPLICATION_PASSWORD must be set}"
 slot="${REPLICATION_SLOT:-replica_1}"

@@ -10,23 +10,35 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
 
 from app import create_app
 from app.database import db
-from tests.integration.support import TABLES, ensure_database, integration_settings
+from tests.integration.support import TABLES, admin_client, ensure_database, integration_settings, owner_engine
 
 
 @pytest.fixture(scope="session")
-def app() -> Iterator[Flask]:
-    settings = integration_settings()
-    ensure_database(settings)
-    application = create_app(settings)
-    with application.app_context():
+def owner_db() -> Iterator[sa.Engine]:
+    """The test database as its owner (migrations, TRUNCATE): what migrate may do, the app may not."""
+    owner = integration_settings("owner")
+    ensure_database(owner)
+    # Migrated as `migrate` does it: as the owner, which also creates and grants the app role.
+    migrator = create_app(owner)
+    with migrator.app_context():
         upgrade()
+        db.engines[None].dispose()
+        db.engines["replica"].dispose()
+    engine = owner_engine()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(owner_db: sa.Engine) -> Iterator[Flask]:
+    """The app as web and workers run it: connected as the app role."""
+    application = create_app(integration_settings())
     yield application
     with application.app_context():
         db.engines[None].dispose()
@@ -34,11 +46,13 @@ def app() -> Iterator[Flask]:
 
 
 @pytest.fixture(autouse=True)
-def clean(app: Flask) -> Iterator[None]:
+def clean(app: Flask, owner_db: sa.Engine) -> Iterator[None]:
+    with owner_db.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        for name in ("redis", "cache_redis"):
-            app.extensions[name].flushdb()
-        redis.Redis.from_url(app.config["CELERY"]["broker_url"]).flushdb()
+        # The app's and the broker's Redis users may not FLUSHDB: the tests empty their
+        # databases as `default`, the operators' user.
+        settings = integration_settings()
+        for url in (settings.redis_url, settings.broker_url, settings.cache_url):
+            admin_client(url).flushdb()
     yield

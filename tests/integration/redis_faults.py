@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from tests.integration.support import admin_client
 from tests.polling import wait_until
 
 
@@ -16,7 +17,7 @@ def kill_clients(url: str) -> int:
     doing it, as a Redis restart closes every pooled connection; how many were closed.
 
     The test databases are the tests' own, so the running stack's clients are left alone."""
-    killer = redis.Redis.from_url(url)
+    killer = admin_client(url)
     try:
         me = killer.client_id()
         victims = [c["id"] for c in killer.client_list() if c["db"] == _database(killer) and int(c["id"]) != me]
@@ -29,7 +30,7 @@ def kill_clients(url: str) -> int:
 
 def wait_for_blocked(url: str, command: str, timeout: float = 5.0) -> None:
     """Wait until a client of ``url``'s database is blocked in ``command`` (e.g. ``blpop``)."""
-    observer = redis.Redis.from_url(url)
+    observer = admin_client(url)
     try:
         wait_until(
             lambda: any(c["cmd"] == command and c["db"] == _database(observer) for c in observer.client_list()),

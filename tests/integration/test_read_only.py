@@ -59,11 +59,6 @@ def on_replica(query: sa.Select) -> bool:
         return conn.execute(query).first() is not None
 
 
-def db_engine(app: Flask, bind: str) -> sa.Engine:
-    with app.app_context():
-        return db.engines[bind]
-
-
 @pytest.fixture
 def primary_down() -> Iterator[Flask]:
     settings = integration_settings(
@@ -160,7 +155,7 @@ def key_works(app: Flask, plaintext: str) -> bool:
 
 
 def test_a_key_created_a_moment_ago_works_though_the_replica_lacks_it(app: Flask, written: Written) -> None:
-    with replica_replay_paused(db_engine(app, "replica")):
+    with replica_replay_paused():
         with app.app_context():
             _, plaintext = accounts.create_api_key(db.session.get_one(User, written.user_id), "just now")
         assert key_works(app, plaintext)
@@ -168,7 +163,7 @@ def test_a_key_created_a_moment_ago_works_though_the_replica_lacks_it(app: Flask
 
 def test_a_revoked_key_stops_working_within_the_bound_even_on_a_stalled_replica(app: Flask, written: Written) -> None:
     assert key_works(app, written.key)
-    with replica_replay_paused(db_engine(app, "replica")):
+    with replica_replay_paused():
         with app.app_context():
             user = db.session.get_one(User, written.user_id)
             accounts.revoke_api_key(user, user.api_keys[0].id)

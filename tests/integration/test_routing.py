@@ -29,7 +29,7 @@ def test_read_after_write_goes_to_primary_until_the_replica_has_replayed_it(app:
         # The replica has replayed the registration before we pause it.
         wait_until(lambda: router.decide(g.writer).target == REPLICA, 10, message="replica caught up")
 
-        with replica_replay_paused(db.engines["replica"]):
+        with replica_replay_paused():
             article = articles.create_article(author, {"title": "Fresh", "body": "Just written."})
             decision = router.decide(g.writer)
             assert (decision.target, decision.reason) == (PRIMARY, "replica_behind_writer")

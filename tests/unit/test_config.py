@@ -23,23 +23,53 @@ def settings(**env: str) -> Settings:
 
 def test_production_refuses_missing_secret_key() -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        settings(APP_ENV="production", POSTGRES_PASSWORD=STRONG).check_production()
+        settings(APP_ENV="production", APP_DB_PASSWORD=STRONG).check_production()
 
 
 @pytest.mark.parametrize("secret", ["change-me", "CHANGE-ME", "dev", "short-but-not-default"])
 def test_production_refuses_default_or_short_secret_key(secret: str) -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        settings(APP_ENV="production", SECRET_KEY=secret, POSTGRES_PASSWORD=STRONG).check_production()
+        settings(APP_ENV="production", SECRET_KEY=secret, APP_DB_PASSWORD=STRONG).check_production()
 
 
 @pytest.mark.parametrize("password", ["", "change-me", "postgres"])
-def test_production_refuses_default_database_password(password: str) -> None:
+def test_production_refuses_a_default_password_for_the_role_it_connects_as(password: str) -> None:
+    # The app role's password is the one web/worker/beat use; the owner's is not even theirs.
+    with pytest.raises(ConfigError, match="APP_DB_PASSWORD"):
+        settings(
+            APP_ENV="production", SECRET_KEY=STRONG, APP_DB_PASSWORD=password, POSTGRES_PASSWORD=STRONG
+        ).check_production()
+    settings(
+        APP_ENV="production", SECRET_KEY=STRONG, APP_DB_PASSWORD=STRONG, POSTGRES_PASSWORD=password
+    ).check_production()
+    # migrate connects as the owner, and sets the app's password: it checks both.
     with pytest.raises(ConfigError, match="POSTGRES_PASSWORD"):
-        settings(APP_ENV="production", SECRET_KEY=STRONG, POSTGRES_PASSWORD=password).check_production()
+        settings(
+            APP_ENV="production", DB_ROLE="owner", SECRET_KEY=STRONG, POSTGRES_PASSWORD=password, APP_DB_PASSWORD=STRONG
+        ).check_production()
+    with pytest.raises(ConfigError, match="APP_DB_PASSWORD"):
+        settings(
+            APP_ENV="production", DB_ROLE="owner", SECRET_KEY=STRONG, POSTGRES_PASSWORD=STRONG, APP_DB_PASSWORD=password
+        ).check_production()
+
+
+def test_production_refuses_a_default_monitor_password_in_migrate() -> None:
+    with pytest.raises(ConfigError, match="MONITOR_PASSWORD"):
+        settings(
+            APP_ENV="production",
+            DB_ROLE="owner",
+            SECRET_KEY=STRONG,
+            POSTGRES_PASSWORD=STRONG,
+            APP_DB_PASSWORD=STRONG,
+            MONITOR_PASSWORD="change-me",
+        ).check_production()
 
 
 def test_production_accepts_strong_secrets() -> None:
-    settings(APP_ENV="production", SECRET_KEY=STRONG, POSTGRES_PASSWORD=STRONG).check_production()
+    settings(APP_ENV="production", SECRET_KEY=STRONG, APP_DB_PASSWORD=STRONG).check_production()
+    settings(
+        APP_ENV="production", DB_ROLE="owner", SECRET_KEY=STRONG, POSTGRES_PASSWORD=STRONG, APP_DB_PASSWORD=STRONG
+    ).check_production()
 
 
 def test_production_is_the_default_environment() -> None:
@@ -52,10 +82,64 @@ def test_development_tolerates_defaults() -> None:
 
 def test_database_urls_are_built_from_parts_with_the_password_quoted() -> None:
     s = settings(
-        POSTGRES_USER="u", POSTGRES_PASSWORD="p@ss/word", POSTGRES_DB="d", DB_HOST="db", DB_REPLICA_HOST="db-replica"
+        APP_DB_USER="a", APP_DB_PASSWORD="p@ss/word", POSTGRES_DB="d", DB_HOST="db", DB_REPLICA_HOST="db-replica"
     )
-    assert s.database_url == "postgresql+psycopg2://u:p%40ss%2Fword@db:5432/d"
-    assert s.replica_url.endswith("@db-replica:5432/d")
+    assert s.database_url == "postgresql+psycopg2://a:p%40ss%2Fword@db:5432/d"
+    assert s.replica_url == "postgresql+psycopg2://a:p%40ss%2Fword@db-replica:5432/d"
+
+
+def test_the_app_role_is_the_default_and_migrate_connects_as_the_owner() -> None:
+    env = {"POSTGRES_USER": "owner", "POSTGRES_PASSWORD": "o", "APP_DB_PASSWORD": "a"}
+    app = settings(**env)
+    assert (app.db_role, make_url(app.database_url).username, make_url(app.database_url).password) == (
+        "app",
+        "newsdesk_app",
+        "a",
+    )
+    owner = settings(**env, DB_ROLE="owner")
+    assert (make_url(owner.database_url).username, make_url(owner.database_url).password) == ("owner", "o")
+    assert make_url(owner.replica_url).username == "owner"
+    assert owner.app_db_user == "newsdesk_app" and owner.app_db_password == "a"
+
+
+def test_the_statement_timeout_is_not_a_startup_parameter() -> None:
+    """PgBouncer refuses `options`: the app role carries statement_timeout itself (set by migrate)."""
+    engine_options = settings(DB_STATEMENT_TIMEOUT_MS="1234").flask_config()["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert "options" not in engine_options["connect_args"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("APP_DB_PASSWORD", "app_db_password"),
+        ("MONITOR_PASSWORD", "monitor_password"),
+        ("SECRET_KEY", "secret_key"),
+    ],
+)
+def test_a_password_file_wins_over_the_variable(tmp_path: Path, name: str, field: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-the-file\n", encoding="utf-8")
+    s = settings(**{name: "from-the-variable", f"{name}_FILE": str(secret)})
+    assert getattr(s, field) == "from-the-file"
+
+
+def test_the_database_urls_take_their_passwords_from_files(tmp_path: Path) -> None:
+    (tmp_path / "app").write_text("app:secret\n", encoding="utf-8")
+    (tmp_path / "owner").write_text("owner secret", encoding="utf-8")
+    env = {
+        "APP_DB_PASSWORD": "ignored",
+        "APP_DB_PASSWORD_FILE": str(tmp_path / "app"),
+        "POSTGRES_PASSWORD_FILE": str(tmp_path / "owner"),
+    }
+    assert make_url(settings(**env).database_url).password == "app:secret"
+    assert make_url(settings(**env, DB_ROLE="owner").database_url).password == "owner secret"
+    (tmp_path / "url").write_text("postgresql+psycopg2://x:y@h/z\n", encoding="utf-8")
+    assert settings(DATABASE_URL_FILE=str(tmp_path / "url")).database_url == "postgresql+psycopg2://x:y@h/z"
+
+
+def test_an_unreadable_password_file_is_named() -> None:
+    with pytest.raises(ConfigError, match="APP_DB_PASSWORD_FILE"):
+        settings(APP_DB_PASSWORD_FILE="/nonexistent/secret")
 
 
 def test_explicit_database_url_wins() -> None:
@@ -73,6 +157,7 @@ def test_explicit_database_url_wins() -> None:
         ("LOG_LEVEL", "LOUD"),
         ("REPLICA_MAX_LAG_SECONDS", "-1"),
         ("REDIS_RETRIES", "11"),
+        ("DB_ROLE", "superuser"),
     ],
 )
 def test_invalid_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
@@ -142,12 +227,3 @@ def test_a_task_held_by_a_killed_worker_is_redelivered_within_two_minutes() -> N
 def test_visibility_timeout_follows_the_limits() -> None:
     assert visibility_timeout(90, 15, 10) == 115
     assert visibility_timeout(300, 60, 10) == 370
-
-
-def test_the_database_password_comes_from_a_file_too(tmp_path: Path) -> None:
-    # Swarm gives it as a secret (deploy/swarm/stack.yml: POSTGRES_PASSWORD_FILE).
-    password = tmp_path / "postgres_password"
-    password.write_text("db p@ss\n", encoding="utf-8")
-    loaded = settings(POSTGRES_PASSWORD="ignored", POSTGRES_PASSWORD_FILE=str(password))
-    assert make_url(loaded.database_url).password == "db p@ss"
-    assert make_url(loaded.replica_url).password == "db p@ss"

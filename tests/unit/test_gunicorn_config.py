@@ -55,3 +55,20 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_out_of_range_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         load(monkeypatch, **{name: value})
+
+
+def test_an_interrupted_worker_ends_at_once_only_when_reloading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make dev's `--reload`: no graceful wait serving old code; never without reload (production)."""
+    cfg = load(monkeypatch)
+    exits: list[int] = []
+    monkeypatch.setattr("os._exit", exits.append)
+
+    class Worker:
+        class cfg:  # gunicorn's worker.cfg
+            reload = False
+
+    cfg["worker_int"](Worker())
+    assert exits == []
+    Worker.cfg.reload = True
+    cfg["worker_int"](Worker())
+    assert exits == [0]
