@@ -30,7 +30,6 @@ COMPOSE_ONLY = {
     "prometheus": "profile monitoring",
     "alertmanager": "profile monitoring",
     "alert-log": "profile monitoring",
-    "postgres-role": "profile monitoring",
     "postgres-exporter": "profile monitoring",
     "postgres-exporter-replica": "profile monitoring",
     "redis-exporter": "profile monitoring",
@@ -50,6 +49,8 @@ COMPOSE_ONLY = {
 SECRET_VARIABLES = {
     "SECRET_KEY",
     "POSTGRES_PASSWORD",
+    "APP_DB_PASSWORD",
+    "MONITOR_PASSWORD",
     "REPLICATION_PASSWORD",
     "REDIS_PASSWORD",
     "REDIS_APP_PASSWORD",
@@ -65,11 +66,6 @@ INTENDED: dict[tuple[str, str], str] = {
     ("cache", "environment"): "REDISCLI_AUTH dropped",
     ("redis", "healthcheck"): "REDISCLI_AUTH from /run/secrets",
     ("cache", "healthcheck"): "REDISCLI_AUTH from /run/secrets",
-    # deploy/swarm/file-env.sh exports REPLICATION_PASSWORD from its secret (FILE_ENV) first.
-    ("db", "entrypoint"): "file-env.sh before the image's entrypoint",
-    ("db-replica", "entrypoint"): "file-env.sh before /replica/entrypoint.sh",
-    ("db", "environment"): "FILE_ENV",
-    ("db-replica", "environment"): "FILE_ENV",
 }
 # Aspects that differ for every service by design, not compared:
 #   build               stack deploy ignores it: images come from a registry
@@ -83,8 +79,8 @@ INTENDED: dict[tuple[str, str], str] = {
 #   tmpfs               stack files cannot set uid/mode: long-syntax tmpfs volumes (targets compared)
 #   init, hostname      the stack adds init: true to the app (Python as PID 1) and task hostnames
 
-# Mounted in the stack only: deploy/swarm/file-env.sh (passwords from secrets for the PostgreSQL scripts).
-STACK_ONLY_MOUNTS = {"/usr/local/bin/file-env.sh"}
+# Mounted in the stack only (none today).
+STACK_ONLY_MOUNTS: set[str] = set()
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -100,7 +96,11 @@ def image_variable(service: dict[str, Any]) -> str:
 
 def environment(service: dict[str, Any]) -> set[str]:
     env = service.get("environment") or {}
-    names = set(env) if isinstance(env, dict) else {item.split("=", 1)[0] for item in env}
+    if not isinstance(env, dict):
+        env = dict(item.split("=", 1) for item in env)
+    # Compose blanks the passwords of .env (its env_file) a service must not hold; the stack's
+    # env_file has no passwords at all, so it has nothing to blank.
+    names = {name for name, value in env.items() if not (name in SECRET_VARIABLES and value == "")}
     return {f"{name}_FILE" if name in SECRET_VARIABLES else name for name in names}
 
 
@@ -166,7 +166,9 @@ def test_what_compose_mounts_the_stack_mounts_at_the_same_place(name: str) -> No
     # A directory compose mounts whole is mounted file by file in the stack (configs; nginx's
     # /var/cache/nginx per temporary directory, see stack.yml): a file inside it counts as it.
     stack = {next((c for c in compose if t.startswith(c + "/")), t) for t in stack} - STACK_ONLY_MOUNTS
-    assert compose == stack, f"{name}: only in compose {sorted(compose - stack)}, only in the stack {sorted(stack - compose)}"
+    assert compose == stack, (
+        f"{name}: only in compose {sorted(compose - stack)}, only in the stack {sorted(stack - compose)}"
+    )
 
 
 def test_the_migration_job_is_compose_s_migrate() -> None:
@@ -220,7 +222,9 @@ def test_the_stack_file_uses_only_what_stack_deploy_honours() -> None:
         assert deploy["restart_policy"]["condition"] == "any", name
         assert "memory" in deploy["resources"]["limits"], name
         for port in service.get("ports") or []:
-            assert isinstance(port, dict) and port["mode"] == "host", f"{name}: publish in host mode (dnsrr has no mesh)"
+            assert isinstance(port, dict) and port["mode"] == "host", (
+                f"{name}: publish in host mode (dnsrr has no mesh)"
+            )
         for config in service.get("configs") or []:
             assert config["source"] in STACK["configs"], f"{name}: unknown config {config['source']}"
         for secret in service.get("secrets") or []:

@@ -43,6 +43,8 @@ STACK_FILE = ROOT / "deploy" / "swarm" / "stack.yml"
 ENV_SECRETS = {
     "secret_key": "SECRET_KEY",
     "postgres_password": "POSTGRES_PASSWORD",
+    "app_db_password": "APP_DB_PASSWORD",
+    "monitor_password": "MONITOR_PASSWORD",
     "replication_password": "REPLICATION_PASSWORD",
     "redis_password": "REDIS_PASSWORD",
     "redis_app_password": "REDIS_APP_PASSWORD",
@@ -254,7 +256,9 @@ class Deployer:
                 check=False,
             )
             if found.returncode != 0:
-                self.docker("secret", "create", "--label", f"{HASH_LABEL}={digest}", real, "-", stdin=values[name].decode())
+                self.docker(
+                    "secret", "create", "--label", f"{HASH_LABEL}={digest}", real, "-", stdin=values[name].decode()
+                )
             elif found.stdout.strip() != digest:
                 raise CommandError(
                     f"the secret {real} in the swarm differs from this checkout's value: secrets cannot change; "

@@ -215,12 +215,16 @@ class StackCheck:
         email = f"swarm-{uuid.uuid4().hex[:10]}@example.com"
         password = uuid.uuid4().hex
         flask = ["exec", container, "flask"]
-        self.cluster.in_node(node, *flask, "users", "create", "--email", email, "--name", "Swarm", "--password", password)
+        self.cluster.in_node(
+            node, *flask, "users", "create", "--email", email, "--name", "Swarm", "--password", password
+        )
         key = self.cluster.in_node(node, *flask, "keys", "create", "--email", email, "--name", "swarm").splitlines()[-1]
         bearer = {"Authorization": f"Bearer {key.strip()}"}
         api = f"{self.url}api/v1/articles"
         with requests.Session() as http:
-            created = http.post(api, json={"title": "Swarm", "body": "Read your writes " * 20}, headers=bearer, timeout=10)
+            created = http.post(
+                api, json={"title": "Swarm", "body": "Read your writes " * 20}, headers=bearer, timeout=10
+            )
             if created.status_code != 201:
                 raise CommandError(f"creating an article answered {created.status_code}: {created.text[:300]}")
             article = created.json()["id"]
@@ -245,7 +249,8 @@ class StackCheck:
     def node_loss(self) -> None:
         victim = self.cluster.nodes[-1]
         on_victim = {
-            service: sorted(t for t, node in self.tasks(service).items() if node == victim) for service in ("web", "worker")
+            service: sorted(t for t, node in self.tasks(service).items() if node == victim)
+            for service in ("web", "worker")
         }
         for service in ("nginx", "db", "db-replica"):
             if victim in self.tasks(service).values():
