@@ -119,7 +119,15 @@ lint: build ## Ruff (checks and format), and mypy on app/ and worker/ in the tes
 	$(COMPOSE) --profile test build test
 	$(COMPOSE) --profile test run --rm --no-deps test mypy --cache-dir /tmp/mypy-cache
 
-.PHONY: loadtest bench chaos
+.PHONY: loadtest bench chaos swarm-deploy swarm-test
+
+swarm-deploy: ## Deploy deploy/swarm/stack.yml to the swarm the Docker CLI points at: secrets from .env, the migration job, then the stack (README, "Beyond one machine"); STACK=newsdesk
+	@scripts/venv.sh
+	$(VENV)/python -m tools.swarm deploy --stack $(or $(STACK),newsdesk)
+
+swarm-test: build ## The stack on a simulated 3-node swarm (ndswarm-*, Docker-in-Docker): scale, rolling update, read-your-writes, node loss; prints the figures and removes everything (not part of make test)
+	@scripts/venv.sh
+	$(VENV)/python -m tools.swarm test
 
 loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10 DURATION=60s [LOCUST_WORKERS=2] [MAX_P95_MS=500]
 	@scripts/venv.sh

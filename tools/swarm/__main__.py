@@ -7,6 +7,10 @@
     python -m tools.swarm smoke [--keep]        up, push the app and nginx images, deploy a two-service
                                                 stack, check it, and remove everything (also on failure,
                                                 Ctrl-C or SIGTERM) unless --keep
+    python -m tools.swarm deploy [--stack S]    `make swarm-deploy`: deploy/swarm/stack.yml to the swarm
+                                                the Docker CLI points at (tools/swarm/deploy.py)
+    python -m tools.swarm test [--keep]         `make swarm-test`: up, push, deploy the stack, the checks
+                                                of tools/swarm/stacktest.py, the figures, down
 
 Names: everything on the host is named ``<prefix>-...`` (``--prefix``, default ``ndswarm``). The
 registry is published on 127.0.0.1:5050 (``--registry-port``) for the host to push to, node 1's
@@ -25,7 +29,7 @@ from types import FrameType
 from dotenv import dotenv_values
 
 from tools.shell import ROOT, CommandError, say
-from tools.swarm import smoke
+from tools.swarm import deploy, smoke, stacktest
 from tools.swarm.cluster import Cluster
 
 
@@ -43,6 +47,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub.add_parser("down", help="remove everything named with the prefix")
     smoke_cmd = sub.add_parser("smoke", help="up, push, deploy a two-service stack, check, down")
     smoke_cmd.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    deploy_cmd = sub.add_parser("deploy", help="deploy the stack to the swarm the Docker CLI points at")
+    deploy_cmd.add_argument("--stack", default="newsdesk", help="stack name (newsdesk)")
+    deploy_cmd.add_argument(
+        "--resolve-image", default="always", choices=["always", "changed", "never"],
+        help="docker stack deploy --resolve-image (always: pin each image's digest from the registry)",
+    )  # fmt: skip
+    test_cmd = sub.add_parser("test", help="the simulated cluster, the stack deployed on it, its checks")
+    test_cmd.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
     return parser.parse_args(argv)
 
 
@@ -85,6 +97,27 @@ def main(argv: list[str] | None = None) -> int:
             if left:
                 raise CommandError(f"could not remove: {left}")
             say(f"nothing named {args.prefix}-* is left (containers, volumes, networks)")
+        elif args.command == "deploy":
+            deployer = deploy.Deployer(args.stack, resolve_image=args.resolve_image)
+            for step, seconds in deployer.deploy().items():
+                print(f"  {step:<58} {seconds:6.1f}s")
+            say(f"stack {args.stack} deployed: docker stack services {args.stack}")
+        elif args.command == "test":
+            cluster.build_node_image()
+            if args.keep:
+                cluster.refuse_if_exists()
+                cluster.up()
+                figures = stacktest.check(cluster)
+            else:
+                with cluster.running():
+                    figures = stacktest.check(cluster)
+                left = cluster.leftovers()
+                if left:
+                    raise CommandError(f"left behind after down: {left}")
+                figures["left behind after down"] = "nothing"
+            print("==> swarm test passed:")
+            for key, value in figures.items():
+                print(f"  {key}: {value}")
         elif args.command == "smoke":
             app = image_setting("APP_IMAGE", "newsdesk-app:latest")
             nginx = image_setting("NGINX_IMAGE", "nginx:1.28")

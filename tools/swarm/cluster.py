@@ -8,6 +8,9 @@ Layout (3 nodes):
 
     host 127.0.0.1:5050 ──► <prefix>-registry:5000   (Debian's docker-registry, a volume)
     host 127.0.0.1:8980 ──► <prefix>-node-1:80       (the edge: nginx publishes there in host mode)
+    host 127.0.0.1:8943 ──► <prefix>-node-1:443      (the edge, HTTPS)
+    host 127.0.0.1:2475 ──► <prefix>-node-1:2375     (node 1's Docker API, plain TCP, for the host's
+                                                      CLI: DOCKER_HOST=tcp://127.0.0.1:2475; loopback only)
     <prefix>-node-1  manager   labels newsdesk.db=true, newsdesk.edge=true
     <prefix>-node-2  worker    label  newsdesk.db-replica=true
     <prefix>-node-3  worker    no label: runs neither nginx nor a database (the node to kill)
@@ -65,7 +68,13 @@ class Cluster:
     """The simulated swarm named ``prefix``: ``nodes`` nodes, the registry, one network."""
 
     def __init__(
-        self, prefix: str = "ndswarm", nodes: int = 3, registry_port: int = 5050, edge_port: int = 8980
+        self,
+        prefix: str = "ndswarm",
+        nodes: int = 3,
+        registry_port: int = 5050,
+        edge_port: int = 8980,
+        edge_https_port: int = 8943,
+        api_port: int = 2475,
     ) -> None:
         if nodes < 1:
             raise ValueError("a swarm needs at least one node")
@@ -73,6 +82,8 @@ class Cluster:
         self.size = nodes
         self.registry_port = registry_port
         self.edge_port = edge_port
+        self.edge_https_port = edge_https_port
+        self.api_port = api_port
         self.network = f"{prefix}-net"
         self.registry = f"{prefix}-registry"
         self.timings = Timings()
@@ -110,6 +121,11 @@ class Cluster:
             labels.append(REPLICA_LABEL)
         return labels
 
+    @property
+    def docker_host(self) -> str:
+        """DOCKER_HOST for the host's CLI to talk to the manager (e.g. `docker stack deploy`)."""
+        return f"tcp://127.0.0.1:{self.api_port}"
+
     # --- docker on the host and in the nodes ---------------------------------------------------
     @staticmethod
     def docker(*args: str, timeout: float = 300, check: bool = True) -> str:
@@ -136,12 +152,17 @@ class Cluster:
                 "-v", f"{self.registry}-data:/var/lib/docker-registry", NODE_IMAGE, "registry",
             )  # fmt: skip
             for n, node in enumerate(self.nodes):
-                publish = ["-p", f"127.0.0.1:{self.edge_port}:80"] if n == 0 else []
+                publish, api = [], []
+                if n == 0:
+                    publish = ["-p", f"127.0.0.1:{self.edge_port}:80", "-p", f"127.0.0.1:{self.edge_https_port}:443"]
+                    publish += ["-p", f"127.0.0.1:{self.api_port}:2375"]
+                    # --tls=false: plain TCP on purpose (published on the host loopback only), no 15 s startup delay
+                    api = ["-H", "unix:///var/run/docker.sock", "-H", "tcp://0.0.0.0:2375", "--tls=false"]
                 self.docker(
                     "run", "-d", "--name", node, "--hostname", node, "--label", label,
                     "--network", self.network, *NODE_SECURITY, *publish,
                     "-v", f"{node}-docker:/var/lib/docker", NODE_IMAGE,
-                    "dockerd", "--insecure-registry", self.node_registry,
+                    "dockerd", "--insecure-registry", self.node_registry, *api,
                 )  # fmt: skip
             for node in self.nodes:
                 wait_until(functools.partial(self.engine_answers, node), 60, f"dockerd in {node}")
