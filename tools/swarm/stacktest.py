@@ -1,7 +1,7 @@
 """``make swarm-test``: the real stack (deploy/swarm/stack.yml) on the simulated 3-node swarm.
 
-Pushes the images ``make up`` built (APP_IMAGE, DB_IMAGE, NGINX_IMAGE, REDIS_IMAGE) and the app
-image again under a new tag, deploys with tools/swarm/deploy.py through node 1's Docker API
+Pushes the images ``make up`` built (APP_IMAGE, DB_IMAGE, NGINX_IMAGE, REDIS_IMAGE, PGBOUNCER_IMAGE)
+and the app image again under a new tag, deploys with tools/swarm/deploy.py through node 1's Docker API
 (DOCKER_HOST), then checks, through nginx on the edge node:
 
 1. the web replicas run on at least two nodes and requests reach every one (X-Served-By names
@@ -311,7 +311,8 @@ def check(cluster: Cluster) -> dict[str, object]:
     """Push, deploy, run every check; the figures (raises CommandError on a failure)."""
     app = image_setting("APP_IMAGE", "newsdesk-app:latest")
     rolled = f"{app}{ROLLED_SUFFIX}" if ":" in app.rsplit("/", 1)[-1] else f"{app}:latest{ROLLED_SUFFIX}"
-    images = {name: image_setting(name, "") for name in ("APP_IMAGE", "NGINX_IMAGE", "DB_IMAGE", "REDIS_IMAGE")}
+    variables = ("APP_IMAGE", "NGINX_IMAGE", "DB_IMAGE", "REDIS_IMAGE", "PGBOUNCER_IMAGE")
+    images = {name: image_setting(name, "") for name in variables}
     cluster.docker("tag", app, rolled)
     try:
         names = cluster.push([*images.values(), rolled])
