@@ -23,6 +23,9 @@ from tools.shell import ROOT, CommandError
 
 #: How long a stopped part stays stopped.
 OUTAGE_S = 10.0
+#: Web replicas of the scaling run, and the client backends PgBouncer must hold each server to.
+POOLED_REPLICAS = 20
+MAX_CLIENT_BACKENDS = 60
 
 
 @dataclass
@@ -258,6 +261,40 @@ class BeatKill(Fault):
         kill_restart(ctx, window, "beat")
 
 
+class ScaleWeb20(Fault):
+    name = "scale-web-20"
+    description = (
+        f"docker compose up --scale web={POOLED_REPLICAS}, {OUTAGE_S:.0f} s, back: PgBouncer keeps each"
+        f" PostgreSQL server at most {MAX_CLIENT_BACKENDS} client backends"
+    )
+    process_within = 180.0  # twenty replicas booting on two cores slow the workers down too
+
+    def inject(self, ctx: Context, window: Window) -> None:
+        project = ctx.project
+        count = len(project.ids("web"))
+        workers = len(project.ids("worker"))
+        peaks = {"db": 0, "db-replica": 0}
+        window.begin()
+        scale = ("up", "-d", "--no-recreate", "--scale", f"worker={workers}")
+        project.compose(*scale, "--scale", f"web={POOLED_REPLICAS}", timeout=900)
+        project.wait_healthy("web", POOLED_REPLICAS, timeout=600)
+        held_until = time.monotonic() + OUTAGE_S
+        while time.monotonic() < held_until:  # every replica serving: the pools at their fullest
+            for server in peaks:
+                peaks[server] = max(peaks[server], project.client_backends(server))
+            time.sleep(0.5)
+        project.compose(*scale, "--scale", f"web={count}", timeout=600)
+        project.wait_healthy("web", count)
+        window.end()
+        for server, peak in peaks.items():
+            if peak > MAX_CLIENT_BACKENDS:
+                window.problems.append(f"{server}: {peak} client backends (promise: at most {MAX_CLIENT_BACKENDS})")
+        window.notes.append(
+            f"{POOLED_REPLICAS} web replicas: at most {peaks['db']} client backends on db and"
+            f" {peaks['db-replica']} on db-replica (sampled every 0.5 s)"
+        )
+
+
 FAULTS: dict[str, Callable[[], Fault]] = {
     fault.name: fault
     for fault in (
@@ -271,6 +308,7 @@ FAULTS: dict[str, Callable[[], Fault]] = {
         PrimaryStopStart,
         WorkerKill,
         BeatKill,
+        ScaleWeb20,
     )
 }
 #: What `make test` runs: the promises CI guards.

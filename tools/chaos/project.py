@@ -99,6 +99,14 @@ class Project:
             "-c", sql, timeout=60,
         ).strip()  # fmt: skip
 
+    def client_backends(self, service: str) -> int:
+        """Client connections PostgreSQL on ``service`` (db or db-replica) serves right now."""
+        count = self.compose(
+            "exec", "-T", service, "psql", "-qtAX", "-U", self.pg_user, "-d", self.pg_db,
+            "-c", "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'", timeout=60,
+        ).strip()  # fmt: skip
+        return int(count)
+
     def redis(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", "-n", self.redis_db, *args, timeout=60).strip()
 
