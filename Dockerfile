@@ -56,6 +56,16 @@ COPY --chown=newsdesk:newsdesk tests ./tests
 # The benchmark's report and chart (tools/bench) are unit-tested too; matplotlib keeps its
 # font cache in a writable place (the app user's home, /srv, is not).
 COPY --chown=newsdesk:newsdesk tools ./tools
+# The deployment definitions, for the unit test that keeps the Swarm stack and the compose file
+# from drifting apart (tests/unit/test_swarm_stack.py), with the files their configs name.
+COPY --chown=newsdesk:newsdesk docker-compose.yml ./
+COPY --chown=newsdesk:newsdesk deploy ./deploy
+COPY --chown=newsdesk:newsdesk nginx ./nginx
+COPY --chown=newsdesk:newsdesk postgres ./postgres
+COPY --chown=newsdesk:newsdesk pgbouncer ./pgbouncer
+COPY --chown=newsdesk:newsdesk redis-server ./redis-server
+# The load tools the unit tests exercise (openloop.py, the bare-gunicorn hello app).
+COPY --chown=newsdesk:newsdesk loadtest ./loadtest
 ENV MPLCONFIGDIR=/tmp/matplotlib
 USER newsdesk
 CMD ["pytest", "-q", "tests/unit", "tests/integration"]
