@@ -22,6 +22,7 @@ printf '%s %s\n' "$(quote "$user")" "$(quote "$password")" > "$run/userlist.txt"
 printf '[databases]\n%s = host=%s port=5432 dbname=%s\n' \
   "${POSTGRES_DB:?POSTGRES_DB must be set}" "${PGBOUNCER_SERVER:?PGBOUNCER_SERVER must be set}" "$POSTGRES_DB" \
   > "$run/databases.ini"
-printf 'default_pool_size = %s\nmax_db_connections = %s\n' \
-  "${PGBOUNCER_POOL_SIZE:-40}" "${PGBOUNCER_MAX_DB_CONNECTIONS:-50}" > "$run/pool.ini"
+# The app role may also read PgBouncer's statistics (SHOW POOLS, SHOW STATS on the `pgbouncer` database).
+printf 'default_pool_size = %s\nmax_db_connections = %s\nstats_users = %s\n' \
+  "${PGBOUNCER_POOL_SIZE:-50}" "${PGBOUNCER_MAX_DB_CONNECTIONS:-55}" "$user" > "$run/pool.ini"
 exec pgbouncer /etc/pgbouncer/newsdesk/pgbouncer.ini

@@ -80,6 +80,7 @@ def run_fault(
     row = Row(fault)
     window = row.window
     say(f"{fault.name}: {fault.description}")
+    fault.prepare(ctx)
     load = MixedLoad(project.base_url, keys, articles, rate, seed=ctx.rng.randrange(1 << 30))
     load.start()
     try:
@@ -93,6 +94,7 @@ def run_fault(
         time.sleep(TAIL_S)
         outcomes = load.stop()
     ended = time.monotonic()
+    fault.restore(ctx)
     fault.assess(outcomes, window)
 
     row.requests = len(outcomes)
