@@ -94,7 +94,6 @@ def run_fault(
         time.sleep(TAIL_S)
         outcomes = load.stop()
     ended = time.monotonic()
-    fault.restore(ctx)
     fault.assess(outcomes, window)
 
     row.requests = len(outcomes)
@@ -147,6 +146,8 @@ def run_fault(
         stale = checks.stale_reads(project.base_url, *load.created[-1])
         if stale:
             window.problems.append(stale)
+    # After the checks: they judge the state the fault left (a scale-down meanwhile is not it).
+    fault.restore(ctx)
     verdict = "passed" if row.passed else "FAILED: " + "; ".join(window.problems)
     say(f"{fault.name}: {row.requests} requests, {row.failed} failed, p99 {row.p99_ms or 0:.0f} ms, {verdict}")
     return row, settled
