@@ -93,19 +93,15 @@ class Project:
         return run(["docker", *args], timeout=timeout).stdout
 
     # --- data -------------------------------------------------------------------------------
-    def psql(self, sql: str) -> str:
+    def psql(self, sql: str, service: str = "db") -> str:
         return self.compose(
-            "exec", "-T", "db", "psql", "-v", "ON_ERROR_STOP=1", "-qtAX", "-U", self.pg_user, "-d", self.pg_db,
+            "exec", "-T", service, "psql", "-v", "ON_ERROR_STOP=1", "-qtAX", "-U", self.pg_user, "-d", self.pg_db,
             "-c", sql, timeout=60,
         ).strip()  # fmt: skip
 
     def client_backends(self, service: str) -> int:
         """Client connections PostgreSQL on ``service`` (db or db-replica) serves right now."""
-        count = self.compose(
-            "exec", "-T", service, "psql", "-qtAX", "-U", self.pg_user, "-d", self.pg_db,
-            "-c", "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'", timeout=60,
-        ).strip()  # fmt: skip
-        return int(count)
+        return int(self.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'", service))
 
     def redis(self, *args: str) -> str:
         return self.compose("exec", "-T", "redis", "redis-cli", "-n", self.redis_db, *args, timeout=60).strip()

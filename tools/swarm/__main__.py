@@ -24,6 +24,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from dotenv import dotenv_values
@@ -70,6 +71,27 @@ def print_timings(cluster: Cluster) -> None:
             print(f"  {step:<58} {seconds:6.1f}s")
 
 
+def run_check(cluster: Cluster, check: Callable[[Cluster], dict[str, object]], keep: bool, title: str) -> None:
+    """Build the node image, run ``check`` on a cluster of its own and print its figures; the
+    cluster is removed afterwards (also on failure or a signal) and must leave nothing behind,
+    unless ``keep``."""
+    cluster.build_node_image()
+    if keep:
+        cluster.refuse_if_exists()
+        cluster.up()
+        figures = check(cluster)
+    else:
+        with cluster.running():
+            figures = check(cluster)
+        left = cluster.leftovers()
+        if left:
+            raise CommandError(f"left behind after down: {left}")
+        figures["left behind after down"] = "nothing"
+    print(f"==> {title} passed:")
+    for key, value in figures.items():
+        print(f"  {key}: {value}")
+
+
 def on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -103,39 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {step:<58} {seconds:6.1f}s")
             say(f"stack {args.stack} deployed: docker stack services {args.stack}")
         elif args.command == "test":
-            cluster.build_node_image()
-            if args.keep:
-                cluster.refuse_if_exists()
-                cluster.up()
-                figures = stacktest.check(cluster)
-            else:
-                with cluster.running():
-                    figures = stacktest.check(cluster)
-                left = cluster.leftovers()
-                if left:
-                    raise CommandError(f"left behind after down: {left}")
-                figures["left behind after down"] = "nothing"
-            print("==> swarm test passed:")
-            for key, value in figures.items():
-                print(f"  {key}: {value}")
+            run_check(cluster, stacktest.check, args.keep, "swarm test")
         elif args.command == "smoke":
             app = image_setting("APP_IMAGE", "newsdesk-app:latest")
             nginx = image_setting("NGINX_IMAGE", "nginx:1.28")
-            cluster.build_node_image()
-            if args.keep:
-                cluster.refuse_if_exists()
-                cluster.up()
-                figures = smoke.check(cluster, app, nginx)
-            else:
-                with cluster.running():
-                    figures = smoke.check(cluster, app, nginx)
-                left = cluster.leftovers()
-                if left:
-                    raise CommandError(f"left behind after down: {left}")
-                figures["left behind after down"] = "nothing"
-            print("==> swarm smoke check passed:")
-            for key, value in figures.items():
-                print(f"  {key}: {value}")
+            run_check(cluster, lambda running: smoke.check(running, app, nginx), args.keep, "swarm smoke check")
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
