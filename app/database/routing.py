@@ -59,8 +59,6 @@ PRIMARY_BREAKER_SECONDS = 3.0
 #: Seconds a web replica waits for a database's name to resolve and its port to answer before
 #: it counts it as down (both take milliseconds; a refused write answers within 1 s).
 CONNECT_SECONDS = 0.5
-#: How long the primary's pre-ping may wait (for PgBouncer to lend a server connection).
-PRE_PING_SECONDS = 0.5
 
 # Keys in Session.info for the current transaction.
 _WROTE = "newsdesk.wrote"
@@ -493,33 +491,6 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
         return dialect.connect(*cargs, **{**cparams, "hostaddr": address})
 
 
-def bound_pre_ping(engine: sa.Engine, seconds: float) -> None:
-    """Under gevent, give the pool's pre-ping ``seconds`` to answer; past that, take the
-    connection for a lost one (the pool opens another and uses it unpinged).
-
-    Through PgBouncer the pre-ping is where a request first waits for a server connection (it
-    opens the transaction). A query queued in PgBouncer just as its server went away waits until
-    PgBouncer's ``query_wait_timeout``, which must stay long enough for a saturated pool; the
-    bound here lets such a request go on at once on a new connection, which PgBouncer's fast
-    fail then answers with an error that opens the breaker: a write is refused within a second.
-    On a merely slow pool the new connection simply waits its turn.
-    """
-    if not gevent_patched():
-        return
-    ping = engine.dialect.do_ping
-
-    def do_ping(dbapi_connection: Any) -> bool:
-        import gevent
-
-        try:
-            with gevent.Timeout(seconds):
-                return ping(dbapi_connection)
-        except gevent.Timeout:
-            raise sa.exc.DisconnectionError(f"no answer to the pre-ping within {seconds:g} s") from None
-
-    setattr(engine.dialect, "do_ping", do_ping)  # noqa: B010 (an instance attribute, this engine's dialect only)
-
-
 def gevent_patched() -> bool:
     """Whether this process runs under gevent's monkey-patching (the web replicas do)."""
     monkey = sys.modules.get("gevent.monkey")
@@ -533,7 +504,6 @@ def init_router(app: Any, primary: sa.Engine, replica: Callable[[], sa.Engine]) 
     treat_pooler_outages_as_disconnects(replica())
     watch_primary(primary, breaker)
     connect_within(primary, CONNECT_SECONDS)
-    bound_pre_ping(primary, PRE_PING_SECONDS)
     connect_within(replica(), CONNECT_SECONDS)
     router = Router(
         ReplicaMonitor(
