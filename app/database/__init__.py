@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import OperationalError
 
@@ -137,6 +138,14 @@ def committed_position() -> int | None:
     return session().committed_position
 
 
+def plain_rows(query: sa.Select[Any], params: Mapping[str, Any]) -> Sequence[sa.Row[Any]]:
+    """The rows of a read of plain columns, on the connection the session routes ``query`` to
+    (replica or primary, in the session's transaction), without the ORM's result handling: for
+    a listing's twenty rows that handling was a quarter of the query's CPU."""
+    connection = session().connection(bind_arguments={"clause": query})
+    return connection.execute(query, params).all()
+
+
 def replica_fallback(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a read; if the replica fails under it, skip the replica and run it again on the primary.
     If the primary fails under it (read-only mode has just begun), run it again on the replica.
@@ -169,6 +178,7 @@ __all__ = [
     "committed_position",
     "db",
     "on_commit",
+    "plain_rows",
     "primary_available",
     "reading_at_least",
     "reading_within",

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.database import db, replica_fallback
+from app.database import db, plain_rows, replica_fallback
 from app.models import ApiKey, Article, ArticleTotals, User
 from app.models.base import BIGINT_MAX
 
@@ -164,18 +164,34 @@ _SUMMARY_COLUMNS = (
 )
 _TOTAL = sa.select(ArticleTotals.articles).where(ArticleTotals.id == 1).scalar_subquery().label("total")
 _NEWEST_FIRST = (Article.published_at.desc(), Article.id.desc())
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+
+
+def _page_of(ids: sa.Select[Any], *extra: Any) -> sa.Select[Any]:
+    """The summaries of the articles ``ids`` selects, newest first: a deferred join. ``ids``
+    walks the index ix_articles_published_at_id alone (an index-only scan, skipping an OFFSET's
+    rows without reading them), and only the page's rows are then read from the table. Joined
+    directly, PostgreSQL sorts the whole table while it is small (a sequential scan and a sort:
+    3.6 ms for a page 980 rows deep at 1,000 articles, 0.5 ms this way) and reads every skipped
+    row from the heap once it is large."""
+    page = ids.subquery("page")
+    return (
+        sa.select(*_SUMMARY_COLUMNS, *extra)
+        .select_from(page)
+        .join(Article, Article.id == page.c.id)
+        .join(User, User.id == Article.author_id)
+        .order_by(*_NEWEST_FIRST)
+    )
+
+
 # Built once, with bound parameters: building a select and its cache key on every request was
 # a tenth of an uncached list's CPU. A numbered page reads the total in the same statement.
-_NUMBERED_PAGE = (
-    sa.select(*_SUMMARY_COLUMNS, _TOTAL)
-    .join(User, User.id == Article.author_id)
-    .order_by(*_NEWEST_FIRST)
-    .limit(sa.bindparam("limit", type_=sa.Integer))
-    .offset(sa.bindparam("offset", type_=sa.Integer))
+_NUMBERED_PAGE = _page_of(
+    sa.select(Article.id).order_by(*_NEWEST_FIRST).limit(_LIMIT).offset(sa.bindparam("offset", type_=sa.Integer)),
+    _TOTAL,
 )
-_PAGE_AFTER = (
-    sa.select(*_SUMMARY_COLUMNS)
-    .join(User, User.id == Article.author_id)
+_PAGE_AFTER = _page_of(
+    sa.select(Article.id)
     .where(
         sa.tuple_(Article.published_at, Article.id)
         < sa.tuple_(
@@ -183,7 +199,7 @@ _PAGE_AFTER = (
         )
     )
     .order_by(*_NEWEST_FIRST)
-    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .limit(_LIMIT)
 )
 
 
@@ -202,7 +218,7 @@ def list_articles(per_page: int, *, page: int = 1, after: Cursor | None = None) 
         query, params = _PAGE_AFTER, {"published_at": after.published_at, "id": after.id, "limit": per_page + 1}
     else:
         query, params = _NUMBERED_PAGE, {"offset": (page - 1) * per_page, "limit": per_page + 1}
-    rows = db.session.execute(query, params).all()
+    rows = plain_rows(query, params)
     shown = rows[:per_page]
     last = shown[-1] if len(rows) > per_page else None
     next_cursor = Cursor(last.published_at, last.id).encode() if last is not None else None
