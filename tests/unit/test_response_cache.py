@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from app.models.base import BIGINT_MAX
-from app.response_cache import Entry, LocalPages, ServeFromMemory, etag_of, matches, memory_key
+from app.response_cache import PONG, Entry, LocalPages, ServeFromMemory, etag_of, matches, memory_key
 from app.services.queries import CURSOR_PATTERN, MAX_CURSOR_LENGTH, Cursor
 
 
@@ -66,6 +66,15 @@ def test_nothing_is_trusted_while_an_announcement_waits_unread(
     assert pages.get("/") is None
     ours.recv(100)
     assert pages.get("/") is not None
+    # Replies to the subscription's pings are no announcement; anything after them is.
+    server.sendall(PONG * 2)
+    assert pages.get("/") is not None
+    assert ours.recv(100) == PONG * 2, "the peek left them for the subscription to read"
+    server.sendall(PONG + b"*3\r\n$7\r\nmessage\r\n")
+    assert pages.get("/") is None
+    ours.recv(100)
+    server.sendall(PONG[:5])  # a PONG still arriving
+    assert pages.get("/") is None
 
 
 def test_a_dropped_or_silent_subscription_throws_everything_away(
