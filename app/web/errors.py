@@ -19,11 +19,12 @@ from flask import Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import Forbidden as ForbiddenPage
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.exceptions import NotFound as NotFoundPage
 
-from app.api.problems import is_api_path, read_only_problem
+from app.api.problems import http_problem, is_api_path, read_only_problem
 from app.database import db
 from app.identity import load_session_user
 from app.services.errors import Forbidden, NotFound, ReadOnly
@@ -50,6 +51,10 @@ READ_ONLY = (
     "Read-only for a moment",
     "The site is read-only for a moment: your changes were not saved. Please try again shortly.",
 )
+
+#: No database connection came free in time (an overloaded process): 503, try again in a second.
+BUSY = ("Busy", "The site is very busy right now: nothing was changed. Please try again in a moment.")
+BUSY_RETRY_AFTER = 1
 
 #: Shown when even the error template cannot be rendered (e.g. the database is what failed).
 BARE_500 = (
@@ -147,6 +152,25 @@ def read_only_page(error: ReadOnly) -> ResponseReturnValue:
         return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
+def busy_page(error: PoolTimeout) -> ResponseReturnValue:
+    """Every connection of the process's pool stayed busy for the pool's timeout (5 s): the process is
+    overloaded, not broken. 503 with Retry-After (problem+json under /api/), never a 500; the
+    request's transaction is rolled back, so nothing it began is kept."""
+    log.warning("answered 503, busy: %s", error)
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER)}
+    try:
+        db.session.rollback()
+    except Exception:
+        log.exception("rolling back a busy request failed")
+    if is_api_path(request.path):
+        return http_problem(ServiceUnavailable(BUSY[1], retry_after=BUSY_RETRY_AFTER))
+    try:  # no user loaded: that would wait for a connection again
+        return render_template("errors/error.html", code=503, title=BUSY[0], message=BUSY[1]), 503, headers
+    except Exception:
+        log.exception("the busy page itself failed to render")
+        return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
 PAGE_HANDLERS: frozenset[Callable[..., ResponseReturnValue]] = frozenset(
     {client_error_page, csrf_error_page, server_error_page}
 )
@@ -164,6 +188,7 @@ def register_error_pages(app: Flask) -> None:
             app.register_error_handler(code, client_error_page)
     app.register_error_handler(500, server_error_page)
     app.register_error_handler(ReadOnly, read_only_page)
+    app.register_error_handler(PoolTimeout, busy_page)
     app.register_error_handler(NotFound, refused_page)
     app.register_error_handler(Forbidden, refused_page)
     app.register_error_handler(CSRFError, csrf_error_page)

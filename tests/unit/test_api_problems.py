@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy.exc
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
@@ -414,6 +415,25 @@ def test_an_unexpected_failure_is_a_500_problem_that_leaks_nothing(app: Flask) -
     app.add_url_rule("/api/v1/test-only/boom", "test_only_boom", fail)
     body = assert_problem(app.test_client().get("/api/v1/test-only/boom"), 500)
     assert "psycopg2" not in body["detail"] and "secret" not in body["detail"]
+
+
+def test_a_pool_with_no_free_connection_is_a_503_to_retry_never_a_500(app: Flask) -> None:
+    # What QueuePool raises when every connection stayed checked out for pool_timeout (an
+    # overloaded process: seen under make bench's open loop as 500s).
+    def exhausted() -> None:
+        raise sqlalchemy.exc.TimeoutError("QueuePool limit of size 5 overflow 5 reached, connection timed out")
+
+    app.add_url_rule("/api/v1/test-only/exhausted", "test_only_api_exhausted", exhausted)
+    app.add_url_rule("/test-only/exhausted", "test_only_page_exhausted", exhausted)
+    client = app.test_client()
+    api = client.get("/api/v1/test-only/exhausted")
+    body = assert_problem(api, 503)
+    assert api.headers["Retry-After"] == "1"
+    assert "QueuePool" not in body["detail"]
+    page = client.get("/test-only/exhausted")
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == "1"
+    assert "very busy" in page.get_data(as_text=True) and "QueuePool" not in page.get_data(as_text=True)
 
 
 def test_an_unreachable_database_is_a_503_problem_that_leaks_nothing(
