@@ -390,6 +390,10 @@ class Benchmark:
         assert self.meter is not None
         args = self.args
         self.scale(peak_replicas)
+        # Replicas just started have empty pools and memory, and a fixed rate does not wait for
+        # them: warm them as every closed-loop run is warmed (the first open-loop round after a
+        # scale-up otherwise measured the replicas' start, with errors).
+        self.client.wrk(NGINX, "mix.tsv", args.connections * peak_replicas, args.warmup, statuses=False)
         results: dict[float, list[dict[str, Any]]] = {load: [] for load in args.loads}
         warmup = max(3.0, min(args.warmup, 10.0))
         for index in range(args.repetitions):
