@@ -150,6 +150,20 @@ def test_a_stampede_on_a_cold_key_computes_once(client: redis.Redis) -> None:
     assert compute.calls == 1, "one reader filled the key; the others waited for it"
 
 
+def test_a_waiter_renders_at_once_when_the_filler_gives_up(client: redis.Redis) -> None:
+    compute = Recorder("the waiter's own")
+    cache = make_cache(client, compute)
+    cache.cached("ns", "warm", 60, Recorder("x"))  # the namespace has a version now
+    key = _key("ns", version(client, "ns"), "given-up")
+    assert client.set(f"lock:{key}", "a filler", nx=True, px=5000)
+    threading.Timer(0.2, client.delete, args=(f"lock:{key}",)).start()  # it fails: nothing stored
+    started = time.monotonic()
+    assert cache.cached("ns", "given-up", 60, compute) == "the waiter's own"
+    waited = time.monotonic() - started
+    assert compute.calls == 1
+    assert 0.2 <= waited < 1.0, f"waited {waited:.2f} s: not the whole WAIT_FOR_FILL once the lock was gone"
+
+
 def test_a_soft_expired_value_is_served_while_another_reader_refreshes(client: redis.Redis) -> None:
     first, second = Recorder("first"), Recorder("second")
     cache = make_cache(client, first)
