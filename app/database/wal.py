@@ -45,7 +45,10 @@ REPLICA_POSITION_SQL = text(
            pg_last_wal_receive_lsn()::text,
            CASE
              WHEN NOT pg_is_in_recovery() THEN 0
-             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+             -- Nothing received that is not replayed: caught up. Replay may also be ahead of
+             -- receive (WAL replayed from the archive or before streaming restarted at a
+             -- segment's start): the age of the last replayed transaction is then no lag at all.
+             WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
              ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
            END::float8,
            COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1), false)
