@@ -241,7 +241,7 @@ class Settings:
             # Over HTTPS nginx marks every cookie Secure itself; this marks it on plain HTTP too,
             # which only makes sense when plain HTTP is never used (HTTPS_ONLY).
             session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", False) or env_bool(env, "HTTPS_ONLY", False),
-            db_pool_size=env_int(env, "DB_POOL_SIZE", 10, 1, 100),
+            db_pool_size=env_int(env, "DB_POOL_SIZE", 20, 1, 100),
             db_max_overflow=env_int(env, "DB_MAX_OVERFLOW", 10, 0, 100),
             db_connect_timeout=env_int(env, "DB_CONNECT_TIMEOUT", 2, 1, 60),
             db_statement_timeout_ms=env_int(env, "DB_STATEMENT_TIMEOUT_MS", 15000, 0, 600000),
