@@ -19,6 +19,7 @@ from flask import Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import Forbidden as ForbiddenPage
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
@@ -54,6 +55,11 @@ READ_ONLY = (
 
 #: No database connection came free in time (an overloaded process): 503, try again in a second.
 BUSY = ("Busy", "The site is very busy right now: nothing was changed. Please try again in a moment.")
+#: Neither database answered a read (or the one a write needs failed under it): 503, try again.
+UNREACHABLE = (
+    "Database unavailable",
+    "The site cannot reach its database right now: nothing was changed. Please try again in a moment.",
+)
 BUSY_RETRY_AFTER = 1
 
 #: Shown when even the error template cannot be rendered (e.g. the database is what failed).
@@ -152,22 +158,25 @@ def read_only_page(error: ReadOnly) -> ResponseReturnValue:
         return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
-def busy_page(error: PoolTimeout) -> ResponseReturnValue:
-    """Every connection of the process's pool stayed busy for the pool's timeout (5 s): the process is
-    overloaded, not broken. 503 with Retry-After (problem+json under /api/), never a 500; the
-    request's transaction is rolled back, so nothing it began is kept."""
-    log.warning("answered 503, busy: %s", error)
+def busy_page(error: PoolTimeout | OperationalError) -> ResponseReturnValue:
+    """The database could not be had: every connection of the process's pool stayed busy for
+    the pool's timeout (5 s: an overloaded process, not a broken one), or a connection or
+    statement failed where nothing was left to fall back to (the replica failing a read while
+    the primary's breaker is open, say). 503 with Retry-After (problem+json under /api/), never
+    a 500; the request's transaction is rolled back, so nothing it began is kept."""
+    title, message = BUSY if isinstance(error, PoolTimeout) else UNREACHABLE
+    log.warning("answered 503 (%s): %s", title.lower(), getattr(error, "orig", None) or error)
     headers = {"Retry-After": str(BUSY_RETRY_AFTER)}
     try:
         db.session.rollback()
     except Exception:
-        log.exception("rolling back a busy request failed")
+        log.exception("rolling back a request the database failed failed too")
     if is_api_path(request.path):
-        return http_problem(ServiceUnavailable(BUSY[1], retry_after=BUSY_RETRY_AFTER))
+        return http_problem(ServiceUnavailable(message, retry_after=BUSY_RETRY_AFTER))
     try:  # no user loaded: that would wait for a connection again
-        return render_template("errors/error.html", code=503, title=BUSY[0], message=BUSY[1]), 503, headers
+        return render_template("errors/error.html", code=503, title=title, message=message), 503, headers
     except Exception:
-        log.exception("the busy page itself failed to render")
+        log.exception("the %s page itself failed to render", title.lower())
         return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
 
 
@@ -189,6 +198,7 @@ def register_error_pages(app: Flask) -> None:
     app.register_error_handler(500, server_error_page)
     app.register_error_handler(ReadOnly, read_only_page)
     app.register_error_handler(PoolTimeout, busy_page)
+    app.register_error_handler(OperationalError, busy_page)
     app.register_error_handler(NotFound, refused_page)
     app.register_error_handler(Forbidden, refused_page)
     app.register_error_handler(CSRFError, csrf_error_page)

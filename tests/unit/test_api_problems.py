@@ -436,6 +436,23 @@ def test_a_pool_with_no_free_connection_is_a_503_to_retry_never_a_500(app: Flask
     assert "very busy" in page.get_data(as_text=True) and "QueuePool" not in page.get_data(as_text=True)
 
 
+def test_a_database_failure_with_nothing_left_to_fall_back_to_is_a_503_never_a_500(app: Flask) -> None:
+    # Seen under make bench: a read refused by the primary's open breaker, retried on the replica,
+    # whose connect check then timed out too.
+    def unreachable() -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("pgbouncer-replica:6432 did not answer"))
+
+    app.add_url_rule("/api/v1/test-only/unreachable", "test_only_api_unreachable", unreachable)
+    app.add_url_rule("/test-only/unreachable", "test_only_page_unreachable", unreachable)
+    client = app.test_client()
+    api = client.get("/api/v1/test-only/unreachable")
+    body = assert_problem(api, 503)
+    assert api.headers["Retry-After"] == "1" and "pgbouncer" not in body["detail"]
+    page = client.get("/test-only/unreachable")
+    assert page.status_code == 503 and "cannot reach its database" in page.get_data(as_text=True)
+    assert "pgbouncer" not in page.get_data(as_text=True)
+
+
 def test_an_unreachable_database_is_a_503_problem_that_leaks_nothing(
     app: Flask, key: dict[str, str], touched: list[str]
 ) -> None:
