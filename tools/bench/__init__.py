@@ -28,7 +28,7 @@ freezes the replica for up to 75 ms: the p99 would measure the throttle, not the
    connections per replica, after a warm-up), plus at 1 replica the mix sent to the replica
    directly (the proxy's cost). Every container's CPU comes from its cgroup counters.
 4. Open loop at 50% and 80% of the peak's median throughput (loadtest/openloop.py: latency
-   from each request's scheduled time), in rounds too.
+   from each request's scheduled time), in rounds too, after a closed-loop warm-up.
 5. Read/write rounds at the most replicas: the mix saturates them while the writing key
    publishes ``BENCH_WRITE_RATE`` (1) articles a second and a probe without cookies asks for
    ``/`` ``BENCH_PROBE_RATE`` (15) times a second, counting its ``X-Cache`` header (hit, shared,
@@ -53,7 +53,8 @@ keyed requests are never cached, and a key that never wrote reads from the repli
 cached-only run keeps ``detail`` and ``list`` in the same proportion.
 
 The load generators (wrk, Debian's package, and openloop.py) run in the ``bench-client``
-container on the stack's network, so both "through nginx" and "direct" go the same way
+container on the stack's network (four times the default CPU weight, so the fixed-rate clock does
+not wait behind the replicas), so both "through nginx" and "direct" go the same way
 and no host port proxy is measured. Needs Docker, Compose v2 and the host venv
 (scripts/venv.sh: matplotlib for the chart, python-dotenv for ``.env``).
 
