@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from app.breaker import Breaker
 from app.database.routing import (
+    FINISH_GRACE,
     PRIMARY,
     REPLICA,
     REPLICA_BEHIND_READ_ONLY,
     LagLimits,
     ReplicaMonitor,
     decide_read_target,
+    finished_within,
     read_only_error,
 )
 from app.database.wal import ReplicaPosition, parse_lsn
@@ -156,3 +159,50 @@ def test_monitor_keeps_a_lagging_replica_for_read_only_mode() -> None:
     assert monitor.position(lagging_ok=True) == lagging, "the primary is down: the replica is all there is"
     monitor.mark_unavailable("connection refused")
     assert monitor.position(lagging_ok=True) is None, "an unreachable replica serves nobody"
+
+
+def _hog(seconds: float) -> None:
+    """A greenlet that keeps the CPU without yielding, as a saturated replica's requests do."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_an_answer_that_came_in_time_counts_even_when_the_loop_was_starved() -> None:
+    import gevent
+    from gevent import socket as gsocket
+
+    server = gsocket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    port = server.getsockname()[1]
+    try:
+        for _ in range(3):
+            answered: list[str] = []
+
+            def check(answered: list[str]) -> None:
+                finished_within(0.1, lambda: gsocket.create_connection(("127.0.0.1", port)).close())
+                answered.append("ok")
+
+            checker = gevent.spawn(check, answered)
+            gevent.sleep(0)  # it starts connecting; the kernel answers at once
+            gevent.spawn(_hog, 0.3)  # then the loop does not turn for 0.3 s
+            checker.join()
+            assert answered == ["ok"], f"a connect answered at once was taken for a timeout: {checker.exception!r}"
+    finally:
+        server.close()
+
+
+def test_no_answer_within_the_bound_is_a_timeout_and_a_failure_is_its_own_error() -> None:
+    import gevent
+
+    started = time.monotonic()
+    with pytest.raises(gevent.Timeout):
+        finished_within(0.05, lambda: gevent.sleep(5))
+    assert time.monotonic() - started < 0.05 + FINISH_GRACE + 0.1
+
+    def refused() -> None:
+        raise ConnectionRefusedError("nothing listens")
+
+    with pytest.raises(ConnectionRefusedError):
+        finished_within(0.5, refused)
