@@ -464,7 +464,8 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
     service's name); and its ``connect_timeout`` cannot go below 2 s, while a write refused in
     read-only mode must answer within 1 s. So the name is resolved through gevent, a TCP
     connection to the address is opened and closed (a server that is gone refuses it, or never
-    answers), both within ``seconds`` (see ``finished_within``), and libpq is handed the address
+    answers), both within ``seconds`` (on a saturated process, see ``finished_within``), and libpq
+    is handed the address
     (``hostaddr``). Only that much is bounded so tightly: a server that is there but slow to
     authenticate (a loaded machine) gets libpq's own timeout, rather than being taken for a
     dead one. A failure is a DBAPI OperationalError, so it trips the breaker like any other.
@@ -493,8 +494,10 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
         return dialect.connect(*cargs, **{**cparams, "hostaddr": address})
 
 
-#: Once its bound has passed, how long ``finished_within`` still looks for an answer.
-FINISH_GRACE = 0.01
+#: How late a bound may be noticed and still count: later, the loop could not keep time.
+LOOP_LATE = 0.1
+#: ``finished_within`` waits at most this many times its bound for a loop that cannot keep time.
+PATIENCE = 4
 
 
 def finished_within(seconds: float, work: Callable[[], T]) -> T:
@@ -502,22 +505,26 @@ def finished_within(seconds: float, work: Callable[[], T]) -> T:
     ``gevent.Timeout`` (``work``'s own exception if it fails).
 
     A saturated process (a replica at its CPU share with hundreds of requests queued) turns
-    its loop once every half second or so. It then notices, in the same turn, an answer that
-    came within a millisecond and the bound's expiry, and may wake the bound first: a server
-    that answered at once was taken for a dead one, and the breakers opened (make bench, at
-    80% of the peak). So a bound that has passed gets one more short turn of the loop, which
-    delivers what had already arrived; a server that did not answer is still refused within
-    ``seconds`` + FINISH_GRACE."""
+    its loop once every half second or more, and notices an answer that came within a
+    millisecond only then, in the same turn as the bound's expiry, which it may wake first: a
+    server that answered at once was taken for a dead one, and the breakers opened (make
+    bench, at 80% of the peak). A bound noticed more than LOOP_LATE late is no evidence that
+    the server was slow, so the wait goes on, for up to PATIENCE times the bound in all. On a
+    loop that keeps time, a server that does not answer is refused within ``seconds``."""
     import gevent
 
     job = gevent.spawn(work)
-    job.join(timeout=max(seconds, 0.0))
-    if not job.ready():
-        job.join(timeout=FINISH_GRACE)
-    if not job.ready():
-        job.kill(block=False)
-        raise gevent.Timeout(seconds)
-    return cast("T", job.get())
+    started = time.monotonic()
+    due, last = started + seconds, started + PATIENCE * seconds
+    while True:
+        job.join(timeout=max(due - time.monotonic(), 0.0))
+        if job.ready():
+            return cast("T", job.get())
+        now = time.monotonic()
+        if now - due <= LOOP_LATE or now >= last:
+            job.kill(block=False)
+            raise gevent.Timeout(seconds)
+        due = min(now + LOOP_LATE / 2, last)  # the loop was late: look again after one more turn
 
 
 def gevent_patched() -> bool:
