@@ -117,7 +117,9 @@ lint: build ## Ruff (checks and format), and mypy on app/ and worker/ in the tes
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(COMPOSE) --profile test build test
-	$(COMPOSE) --profile test run --rm --no-deps test mypy --cache-dir /tmp/mypy-cache
+	@# In a compose project of its own, removed afterwards (a run in the default project left its network behind).
+	@status=0; $(COMPOSE) -p newsdesk-lint --profile test run --rm --no-deps test mypy --cache-dir /tmp/mypy-cache || status=$$?; \
+	  $(COMPOSE) -p newsdesk-lint --profile test down --remove-orphans >/dev/null 2>&1; exit $$status
 
 .PHONY: loadtest bench chaos swarm-deploy swarm-test
 
