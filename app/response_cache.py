@@ -70,11 +70,11 @@ HIT, SHARED, MISS = "hit", "shared", "miss"
 #: trusting its memory.
 PING_EVERY = 1.0
 SILENCE = 3.0
-#: The headers of a rendered response that are stored with it (the rest is per request).
 #: The reply to the subscription's PING, as it arrives (RESP2, subscribed mode): while nothing
 #: but these waits unread, no announcement does (Redis answers in order).
 PONG = b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
 _PEEK_BYTES = 16 * len(PONG)
+#: The headers of a rendered response that are stored with it (the rest is per request).
 KEPT_HEADERS = frozenset({"content-type", "content-language", "link"})
 CACHE_CONTROL = "no-cache"
 #: API keys kept in memory (app.api.inputs): for how long, and not within how long of a revocation

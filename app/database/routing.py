@@ -464,11 +464,10 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
     service's name); and its ``connect_timeout`` cannot go below 2 s, while a write refused in
     read-only mode must answer within 1 s. So the name is resolved through gevent, a TCP
     connection to the address is opened and closed (a server that is gone refuses it, or never
-    answers), both within ``seconds`` (on a saturated process, see ``finished_within``), and libpq
-    is handed the address
-    (``hostaddr``). Only that much is bounded so tightly: a server that is there but slow to
-    authenticate (a loaded machine) gets libpq's own timeout, rather than being taken for a
-    dead one. A failure is a DBAPI OperationalError, so it trips the breaker like any other.
+    answers), both within ``seconds`` (on a saturated process, see ``finished_within``), and
+    libpq is handed the address (``hostaddr``). Only that much is bounded so tightly: a server
+    that is there but slow to authenticate (a loaded machine) gets libpq's own timeout, rather
+    than being taken for a dead one. A failure is a DBAPI OperationalError, so it trips the breaker like any other.
     """
     if not gevent_patched():
         return

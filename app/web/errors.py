@@ -60,7 +60,7 @@ UNREACHABLE = (
     "Database unavailable",
     "The site cannot reach its database right now: nothing was changed. Please try again in a moment.",
 )
-BUSY_RETRY_AFTER = 1
+UNAVAILABLE_RETRY_AFTER = 1
 
 #: Shown when even the error template cannot be rendered (e.g. the database is what failed).
 BARE_500 = (
@@ -144,18 +144,26 @@ def refuse_on_form(form: FlaskForm) -> int:
     return 503
 
 
+def unavailable_page(title: str, message: str, retry_after: int, *, load_user: bool) -> ResponseReturnValue:
+    """A 503 page with Retry-After, after rolling back what the request began; the bare page
+    when even the template fails (the database may be what failed). ``load_user``: show who is
+    logged in (not when the database could not be had: that would wait for it again)."""
+    headers = {"Retry-After": str(retry_after)}
+    try:
+        db.session.rollback()
+        if load_user:
+            ensure_user_loaded()
+        return render_template("errors/error.html", code=503, title=title, message=message), 503, headers
+    except Exception:
+        log.exception("the %s page itself failed to render", title.lower())
+        return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+
+
 def read_only_page(error: ReadOnly) -> ResponseReturnValue:
     """Any other write refused while the primary is down: 503 with Retry-After, never a 500."""
     if is_api_path(request.path):
         return read_only_problem(str(error), error.retry_after)
-    headers = {"Retry-After": str(error.retry_after)}
-    try:
-        db.session.rollback()
-        ensure_user_loaded()
-        return render_template("errors/error.html", code=503, title=READ_ONLY[0], message=READ_ONLY[1]), 503, headers
-    except Exception:
-        log.exception("the read-only page itself failed to render")
-        return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+    return unavailable_page(*READ_ONLY, error.retry_after, load_user=True)
 
 
 def busy_page(error: PoolTimeout | OperationalError) -> ResponseReturnValue:
@@ -166,18 +174,13 @@ def busy_page(error: PoolTimeout | OperationalError) -> ResponseReturnValue:
     a 500; the request's transaction is rolled back, so nothing it began is kept."""
     title, message = BUSY if isinstance(error, PoolTimeout) else UNREACHABLE
     log.warning("answered 503 (%s): %s", title.lower(), getattr(error, "orig", None) or error)
-    headers = {"Retry-After": str(BUSY_RETRY_AFTER)}
+    if not is_api_path(request.path):
+        return unavailable_page(title, message, UNAVAILABLE_RETRY_AFTER, load_user=False)
     try:
         db.session.rollback()
     except Exception:
         log.exception("rolling back a request the database failed failed too")
-    if is_api_path(request.path):
-        return http_problem(ServiceUnavailable(message, retry_after=BUSY_RETRY_AFTER))
-    try:  # no user loaded: that would wait for a connection again
-        return render_template("errors/error.html", code=503, title=title, message=message), 503, headers
-    except Exception:
-        log.exception("the %s page itself failed to render", title.lower())
-        return BARE_500, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+    return http_problem(ServiceUnavailable(message, retry_after=UNAVAILABLE_RETRY_AFTER))
 
 
 PAGE_HANDLERS: frozenset[Callable[..., ResponseReturnValue]] = frozenset(
