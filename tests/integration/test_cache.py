@@ -150,6 +150,24 @@ def test_a_stampede_on_a_cold_key_computes_once(client: redis.Redis) -> None:
     assert compute.calls == 1, "one reader filled the key; the others waited for it"
 
 
+def test_a_key_filled_between_the_read_and_the_lock_is_served_not_rendered_again(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filler, late = Recorder("filled"), Recorder("rendered again")
+    cache, other = make_cache(client, late), make_cache(client, filler)
+    read = cache._read
+
+    def read_then_another_fills(namespace: str, name: str) -> tuple[int, int, bytes | None]:
+        found = read(namespace, name)
+        other.cached(namespace, name, 60, filler)  # stores the entry and releases its lock
+        return found
+
+    monkeypatch.setattr(cache, "_read", read_then_another_fills)
+    found = cache.lookup("ns", "raced", 60, late)
+    assert (found.value, found.source) == ("filled", "shared")
+    assert (filler.calls, late.calls) == (1, 0), "the page was rendered once, by the filler"
+
+
 def test_a_waiter_renders_at_once_when_the_filler_gives_up(client: redis.Redis) -> None:
     compute = Recorder("the waiter's own")
     cache = make_cache(client, compute)
