@@ -211,6 +211,20 @@ def test_an_open_loop_run_without_answers_misses_its_target(sample: dict, tmp_pa
     assert png_size(paths["png"].read_bytes()) == (chart.WIDTH_PX, chart.HEIGHT_PX)
 
 
+def test_the_cached_only_open_loop_row_is_shown_but_not_judged(sample: dict) -> None:
+    with_cached = copy.deepcopy(sample)
+    half = next(entry for entry in with_cached["fixed_rate"] if entry["load"] == 0.5)
+    calm = {**copy.deepcopy(half), "scenario": "cached", "errors": 0}
+    calm["p99_ms"] = {"median": 1.0, "min": 1.0, "max": 1.0, "values": [1.0]}
+    with_cached["fixed_rate"].insert(0, calm)
+    report.validate(with_cached)
+    assert report.fixed_rate_at(with_cached, 0.5) is half, "the target is the mix's"
+    assert report.fixed_rate_at(with_cached, 0.5, "cached") is calm
+    assert report.targets(with_cached) == report.targets(sample)
+    markdown = render.render_markdown(with_cached)
+    assert "| cached only | 50% |" in markdown and "| today's mix | 50% |" in markdown
+
+
 def test_a_report_from_before_repetitions_is_read_as_one_round(legacy: dict, tmp_path: Path) -> None:
     current = report.upgrade(legacy)
     report.validate(current)

@@ -26,7 +26,15 @@ from typing import Any, TypeVar
 from tools.bench import site
 from tools.bench.compose import BenchError, Stack, http_get, run, say, wait_until
 from tools.bench.cpu import CpuMeter, machine
-from tools.bench.load import CLIENT, SCENARIO_FILES, LoadClient, cached_weights, request_line, write_lines
+from tools.bench.load import (
+    CLIENT,
+    SCENARIO_FILES,
+    SCENARIO_NAMES,
+    LoadClient,
+    cached_weights,
+    request_line,
+    write_lines,
+)
 from tools.bench.stats import median_of_maps, summarise
 
 T = TypeVar("T")
@@ -88,7 +96,7 @@ def estimate_minutes(args: argparse.Namespace) -> float:
     path_runs = (2 if args.large_articles else 1) * reps * len(PATHS) * (args.path_duration + PATH_WARMUP + 2)
     scaling_runs = reps * (2 + sum(3 if n == 1 else 2 for n in args.replicas)) * run_s
     scaling_steps = reps * (len(args.replicas) + 1) * SCALE_STEP
-    open_loop = reps * len(args.loads) * (args.duration + max(3.0, min(args.warmup, 10.0)) + RUN_OVERHEAD)
+    open_loop = reps * (len(args.loads) + 1) * (args.duration + max(3.0, min(args.warmup, 10.0)) + RUN_OVERHEAD)
     read_write = (reps * run_s + 45) if args.write_rate else 0
     large = 60 + LARGE_SEED_PER_MILLION * args.large_articles / 1e6 if args.large_articles else 0
     setup = 150
@@ -386,7 +394,9 @@ class Benchmark:
     # -- latency at fixed rates --
 
     def open_loop_rounds(self, peak_replicas: int, peak_rps: float) -> list[dict[str, Any]]:
-        """Open-loop runs at each of ``--loads`` times the peak's median throughput, ``repetitions`` rounds."""
+        """Open-loop runs of the mix at each of ``--loads`` times the peak's median throughput, and of the
+        cached-only mix at the first of them (the same rate without the uncached reads: how much of the
+        tail they make), ``repetitions`` rounds."""
         assert self.meter is not None
         args = self.args
         self.scale(peak_replicas)
@@ -394,31 +404,33 @@ class Benchmark:
         # them: warm them as every closed-loop run is warmed (the first open-loop round after a
         # scale-up otherwise measured the replicas' start, with errors).
         self.client.wrk(NGINX, "mix.tsv", args.connections * peak_replicas, args.warmup, statuses=False)
-        results: dict[float, list[dict[str, Any]]] = {load: [] for load in args.loads}
+        runs = [("mix", load) for load in args.loads] + [("cached", min(args.loads))]
+        results: dict[tuple[str, float], list[dict[str, Any]]] = {run: [] for run in runs}
         warmup = max(3.0, min(args.warmup, 10.0))
         for index in range(args.repetitions):
-            for load in serpentine(args.loads, index):
+            for scenario, load in serpentine(runs, index):
                 rate = load * peak_rps
                 with self.meter.measure() as cpu:
-                    result = self.client.open_loop("mix.tsv", rate, args.duration, warmup)
+                    result = self.client.open_loop(SCENARIO_FILES[scenario], rate, args.duration, warmup)
                 result.update(cpu)
-                self.raw["openloop"].append({"label": f"open_loop/{load:g}/r{index + 1}", **result})
-                results[load].append(result)
+                label = f"open_loop/{load:g}" + ("" if scenario == "mix" else f"/{scenario}")
+                self.raw["openloop"].append({"label": f"{label}/r{index + 1}", **result})
+                results[scenario, load].append(result)
                 say(
-                    f"open loop round {index + 1} at {load:.0%} of the peak ({rate:,.0f} req/s, {peak_replicas}"
-                    f" replicas): achieved {result['rps']:,.0f} req/s, p50 {result['p50_ms']} ms,"
-                    f" p99 {result['p99_ms']} ms, {result['errors']} errors"
+                    f"open loop round {index + 1}, {SCENARIO_NAMES[scenario]}, at {load:.0%} of the peak"
+                    f" ({rate:,.0f} req/s, {peak_replicas} replicas): achieved {result['rps']:,.0f} req/s,"
+                    f" p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {result['errors']} errors"
                     f" (generator lag p99 {result['generator_lag_p99_ms']} ms)"
                 )
         return [
-            {"load": load, "replicas": peak_replicas, "target_rps": round(load * peak_rps, 1)}
+            {"scenario": scenario, "load": load, "replicas": peak_replicas, "target_rps": round(load * peak_rps, 1)}
             | {name: summarise(r[name] for r in runs) for name in ("rps", "p50_ms", "p99_ms", "p999_ms")}
             | {
                 "generator_lag_p99_ms": summarise(r["generator_lag_p99_ms"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
                 "cpu": median_of_maps([r["cpu"] for r in runs]),
             }
-            for load, runs in results.items()
+            for (scenario, load), runs in results.items()
         ]
 
     # -- reads saturating the replicas while articles are written --

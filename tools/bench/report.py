@@ -11,8 +11,8 @@ A figure measured once per round is a *stat* (tools/bench/stats.py): ``{"median"
          run = {"replicas", "connections", "rps": stat, "p50_ms": stat, "p99_ms": stat, "p999_ms": stat,
                 "errors", "error_kinds", "cpu": {container: median cores}, "throttled": {...}, "host_busy_cores": stat}
      "baselines": {"nginx_static_rps": stat, "bare_gunicorn_rps": stat, "direct_replica_rps": stat | null},
-     "fixed_rate": [{"load", "replicas", "target_rps", "rps": stat, "p50_ms": stat, "p99_ms": stat,
-                     "p999_ms": stat, "errors", ...}],
+     "fixed_rate": [{"scenario" ("mix" or "cached"; absent: "mix"), "load", "replicas", "target_rps",
+                     "rps": stat, "p50_ms": stat, "p99_ms": stat, "p999_ms": stat, "errors", ...}],
      "read_write": null | run + {"write_rate", "probe_rate", "writes_per_s": stat, "write_errors",
                                  "hit_ratio": stat | null, "x_cache": {value: count}, ...},
      "data_size": null | {"cost", "small_articles", "large_articles", "large_error"?, "seeding"?,
@@ -234,9 +234,14 @@ def proxy_efficiency(report: Mapping[str, Any]) -> Stat | None:
     return ratio(via_nginx(report), report["baselines"].get("direct_replica_rps"))
 
 
-def fixed_rate_at(report: Mapping[str, Any], load: float) -> Mapping[str, Any] | None:
+def scenario_of(entry: Mapping[str, Any]) -> str:
+    """The requests of a fixed-rate entry: ``mix`` (also every entry of a report before the cached-only row)."""
+    return str(entry.get("scenario", "mix"))
+
+
+def fixed_rate_at(report: Mapping[str, Any], load: float, scenario: str = "mix") -> Mapping[str, Any] | None:
     for entry in report.get("fixed_rate", []):
-        if abs(entry["load"] - load) < 1e-9:
+        if abs(entry["load"] - load) < 1e-9 and scenario_of(entry) == scenario:
             return entry
     return None
 
