@@ -50,6 +50,8 @@ class Project:
         self.pg_db = settings.get("POSTGRES_DB") or "newsdesk"
         # The database number of the app's Redis data (sessions, view counts): REDIS_URL's path.
         self.redis_db = urlsplit(settings.get("REDIS_URL") or "redis://redis:6379/2").path.strip("/") or "0"
+        #: How often each web process sends the views it counted (app.services.view_counts).
+        self.view_flush_seconds = float(settings.get("VIEW_FLUSH_SECONDS") or 1.0)
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True, stdin: str | None = None) -> str:
         """`docker compose` in this project; its stdout."""
