@@ -467,7 +467,8 @@ def connect_within(engine: sa.Engine, seconds: float) -> None:
     answers), both within ``seconds`` (on a saturated process, see ``finished_within``), and
     libpq is handed the address (``hostaddr``). Only that much is bounded so tightly: a server
     that is there but slow to authenticate (a loaded machine) gets libpq's own timeout, rather
-    than being taken for a dead one. A failure is a DBAPI OperationalError, so it trips the breaker like any other.
+    than being taken for a dead one. A failure is a DBAPI OperationalError, so it trips the
+    breaker like any other.
     """
     if not gevent_patched():
         return

@@ -29,7 +29,6 @@ HTML_PER_PAGE = 20
 MIX_SIZE = 1000
 #: The scenarios of the scaling runs: their request file and what they hold.
 SCENARIO_FILES = {"mix": "mix.tsv", "cached": "cached.tsv"}
-SCENARIO_NAMES = {"mix": "today's mix", "cached": "cached only"}
 
 
 def tagged_json(output: str, tag: str, tool: str) -> dict[str, Any]:

@@ -29,12 +29,12 @@ from tools.bench.cpu import CpuMeter, machine
 from tools.bench.load import (
     CLIENT,
     SCENARIO_FILES,
-    SCENARIO_NAMES,
     LoadClient,
     cached_weights,
     request_line,
     write_lines,
 )
+from tools.bench.report import SCENARIO_NAMES
 from tools.bench.stats import median_of_maps, summarise
 
 T = TypeVar("T")
@@ -404,11 +404,11 @@ class Benchmark:
         # them: warm them as every closed-loop run is warmed (the first open-loop round after a
         # scale-up otherwise measured the replicas' start, with errors).
         self.client.wrk(NGINX, "mix.tsv", args.connections * peak_replicas, args.warmup, statuses=False)
-        runs = [("mix", load) for load in args.loads] + [("cached", min(args.loads))]
-        results: dict[tuple[str, float], list[dict[str, Any]]] = {run: [] for run in runs}
+        configurations = [("mix", load) for load in args.loads] + [("cached", min(args.loads))]
+        results: dict[tuple[str, float], list[dict[str, Any]]] = {config: [] for config in configurations}
         warmup = max(3.0, min(args.warmup, 10.0))
         for index in range(args.repetitions):
-            for scenario, load in serpentine(runs, index):
+            for scenario, load in serpentine(configurations, index):
                 rate = load * peak_rps
                 with self.meter.measure() as cpu:
                     result = self.client.open_loop(SCENARIO_FILES[scenario], rate, args.duration, warmup)

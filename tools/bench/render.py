@@ -162,7 +162,7 @@ def scaling_section(report: Mapping[str, Any], scenario: str, heading: str) -> l
                 stat(run.get("host_busy_cores"), 2),
             ]
         )
-    title = "Today's mix" if scenario == "mix" else "Cached only"
+    title = reports.SCENARIO_NAMES[scenario].capitalize()
     return [
         f"{heading}# {title}: throughput by replica count (saturating closed loop through nginx)",
         "",
@@ -237,7 +237,7 @@ def fixed_rate_section(report: Mapping[str, Any], heading: str) -> list[str]:
             ["requests", "load", "target req/s", "achieved req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"],
             [
                 [
-                    "today's mix" if reports.scenario_of(entry) == "mix" else "cached only",
+                    reports.SCENARIO_NAMES[reports.scenario_of(entry)],
                     f"{entry['load'] * 100:.0f}%",
                     fmt(entry.get("target_rps") and float(entry["target_rps"])),
                     stat(entry["rps"]),

@@ -35,6 +35,8 @@ from tools.bench.stats import Stat, is_stat, median, ratio, scaled, summarise
 
 SCHEMA = 2
 SCENARIOS = ("mix", "cached")
+#: What each scenario is called in the report and the run's messages.
+SCENARIO_NAMES = {"mix": "today's mix", "cached": "cached only"}
 
 #: The issue's targets, judged on medians.
 TARGET_CACHED_OF_BARE = 0.40
