@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.database import db
     from app.database.routing import init_router
     from app.debug_toolbar import init_debug_toolbar
+    from app.json_provider import init_json
     from app.response_cache import init_response_cache
     from app.security_headers import init_security_headers
     from app.services.cache import init_cache
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     error_reporting.init_error_reporting(settings)  # nothing without SENTRY_DSN
 
     app = Flask(__name__)
+    init_json(app)
     app.extensions["settings"] = settings
     app.config.update(settings.flask_config())
     # nginx is exactly one trusted hop: take client address, scheme and host from it.

@@ -347,7 +347,6 @@ class Settings:
             "SESSION_COOKIE_SECURE": self.session_cookie_secure,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
-            "JSON_SORT_KEYS": False,
             # 100,000 characters of escaped non-ASCII JSON fit; nginx allows 2 MiB, so the app
             # (not nginx) answers a larger body with a problem+json 413.
             "MAX_CONTENT_LENGTH": 1280 * 1024,
