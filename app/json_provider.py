@@ -21,17 +21,17 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.sansio.response import Response
 
-OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
+#: Always: keys that are not strings written as strings, datetimes to Flask's conversion, a final newline.
+OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
 
 
 class OrjsonProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """``jsonify``: the arguments serialised as an ``application/json`` response."""
         obj = self._prepare_response_obj(args, kwargs)
-        indent = (self.compact is None and self._app.debug) or self.compact is False
-        options = OPTIONS | (orjson.OPT_INDENT_2 if indent else 0)
-        if not self.sort_keys:
-            options &= ~orjson.OPT_SORT_KEYS
+        options = OPTIONS | (orjson.OPT_SORT_KEYS if self.sort_keys else 0)
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            options |= orjson.OPT_INDENT_2
         try:
             body = orjson.dumps(obj, default=self.default, option=options)
         except orjson.JSONEncodeError:
