@@ -95,15 +95,12 @@ def describe_setup(report: Mapping[str, Any]) -> str:
             )
         else:
             share += " (compose's `cpus`: Docker's 100 ms CFS period)"
+        probe = ""
+        if settings.get("web_docker_healthcheck") is False:
+            probe = ", no Docker healthcheck (runc charges each probe's exec to the replica, ~28 ms of CPU)"
         parts.append(
             f"Each web replica gets {share}, {settings.get('gunicorn_workers', '?')} gevent worker(s), worker"
-            f" recycling {'off' if str(settings.get('gunicorn_max_requests', '')) == '0' else 'on'}"
-            + (
-                ", no Docker healthcheck (runc charges each probe's exec to the replica, ~28 ms of CPU)"
-                if settings.get("web_docker_healthcheck") is False
-                else ""
-            )
-            + "; the same"
+            f" recycling {'off' if str(settings.get('gunicorn_max_requests', '')) == '0' else 'on'}{probe}; the same"
             f" share limits the bare-gunicorn baseline. Load: {settings.get('generator', 'wrk')},"
             f" {settings.get('connections_per_replica', '?')} connections per replica,"
             f" {settings.get('duration_s', '?')} s after a {settings.get('warmup_s', '?')} s warm-up,"
