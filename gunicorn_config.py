@@ -107,3 +107,10 @@ def worker_int(worker) -> None:  # noqa: ANN001 - gunicorn server hook
     process counted in its last second are not sent."""
     if worker.cfg.reload:
         os._exit(0)
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn server hook
+    """A response's head leaves with its body in one send (app.http_response says why)."""
+    from app import http_response
+
+    http_response.install()

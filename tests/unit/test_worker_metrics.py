@@ -228,8 +228,10 @@ def test_a_worker_start_removes_the_files_of_other_processes_only(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    own = f"counter_{os.getpid()}.db"
-    for name in ("counter_25.db", "histogram_26.db", "gauge_livesum_25.db", own):
+    pid = os.getpid()
+    own = f"counter_{pid}.db"
+    # Other processes' ids: never this one's (in a container the tests may well run as pid 25).
+    for name in (f"counter_{pid + 1}.db", f"histogram_{pid + 2}.db", f"gauge_livesum_{pid + 1}.db", own):
         (tmp_path / name).write_bytes(b"")
 
     metrics.reset_multiprocess_dir()
