@@ -18,6 +18,7 @@ runs 8 s more, and then the data is checked. The summary goes to reports/chaos/s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -27,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -73,8 +74,51 @@ def describe_failures(outcomes: list[Outcome]) -> str:
     return ", ".join(f"{count} x {label}" for label, count in sorted(kinds.items()))
 
 
+#: How many failed requests a report traces through the logs.
+TRACED = 5
+
+
+def trace_failures(project: Project, failed: list[Outcome], window: Window) -> str:
+    """The first failed requests, each with what nginx (and a web replica still running) logged
+    under its X-Request-ID: which replica it went to, what came back and when. A failure that
+    happens once in many runs then explains itself in the report."""
+    logs = {
+        service: project.compose("logs", "--no-color", "--no-log-prefix", service, check=False)
+        for service in ("nginx", "web")
+    }
+    lines = []
+    for o in sorted(failed, key=lambda o: o.due)[:TRACED]:
+        found = [
+            f"{service}: {line.strip()[:400]}"
+            for service, text in logs.items()
+            for line in text.splitlines()
+            if o.request_id and o.request_id in line
+        ]
+        lines.append(
+            f"{o.kind} due {o.due - window.started:+.1f} s from the fault, {o.status or o.error} after"
+            f" {o.answer_s:.2f} s, X-Request-ID {o.request_id}: " + ("; ".join(found[:3]) or "in no log")
+        )
+    return "traced: " + " | ".join(lines)
+
+
+def write_outcomes(path: Path, outcomes: list[Outcome], window: Window) -> None:
+    """Every request of a fault's phase as JSON lines, times in seconds from the fault's start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        out.write(json.dumps({"fault_started": 0.0, "repaired": round(window.repaired - window.started, 3)}) + "\n")
+        for o in sorted(outcomes, key=lambda o: o.due):
+            row = {**asdict(o), "due": round(o.due - window.started, 3), "sent": round(o.sent - window.started, 3)}
+            out.write(json.dumps(row) + "\n")
+
+
 def run_fault(
-    ctx: Context, fault: Fault, keys: list[str], articles: list[int], rate: float, views: int
+    ctx: Context,
+    fault: Fault,
+    keys: list[str],
+    articles: list[int],
+    rate: float,
+    views: int,
+    outcomes_dir: Path | None = None,
 ) -> tuple[Row, int]:
     project = ctx.project
     row = Row(fault)
@@ -94,6 +138,8 @@ def run_fault(
         time.sleep(TAIL_S)
         outcomes = load.stop()
     ended = time.monotonic()
+    if outcomes_dir is not None:
+        write_outcomes(outcomes_dir / f"{fault.name}.jsonl", outcomes, window)
     fault.assess(outcomes, window)
 
     row.requests = len(outcomes)
@@ -106,6 +152,7 @@ def run_fault(
     row.failed, row.tolerated = len(failed), len(tolerated)
     if failed:
         window.problems.append(f"{len(failed)} requests failed: {describe_failures(failed)}")
+        window.problems.append(trace_failures(project, failed, window))
     if tolerated:
         window.notes.append(f"{len(tolerated)} writes in flight on the killed replica got 502 (never resent)")
     # Recovered: the repair is done and every request since got its normal answer.
@@ -205,6 +252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the project the suite started")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
     parser.add_argument("--report", type=Path, default=ROOT / "reports" / "chaos" / "summary.md")
+    parser.add_argument("--outcomes", type=Path, help="write every request of each fault to DIR/<fault>.jsonl")
     args = parser.parse_args(argv)
     if args.faults == "short":
         args.faults = ",".join(SHORT)
@@ -241,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(project, emails, password, random.Random(11))
         rows = []
         for fault in faults:
-            row, views = run_fault(ctx, fault, keys, articles, args.rate, views)
+            row, views = run_fault(ctx, fault, keys, articles, args.rate, views, args.outcomes)
             rows.append(row)
         report = write_report(args.report, rows, args, command)
         print(report)

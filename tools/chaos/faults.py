@@ -188,10 +188,12 @@ class RedisStopStart(Fault):
 
     def assess(self, outcomes: list[Outcome], window: Window) -> None:
         writes = [o for o in outcomes if o.kind == "write" and window.during(o)]
-        slowest = max((o.latency for o in writes), default=0.0)
+        slowest = max((o.answer_s for o in writes), default=0.0)
         if slowest >= 1.0:
             window.problems.append(f"a write took {slowest:.2f} s with Redis down (promise: under 1 s)")
-        window.notes.append(f"slowest of {len(writes)} writes with Redis down: {slowest * 1000:.0f} ms")
+        window.notes.append(
+            f"slowest of {len(writes)} writes with Redis down: answered {slowest * 1000:.0f} ms after it was sent"
+        )
 
 
 class CacheRestart(Fault):
@@ -223,7 +225,7 @@ class PrimaryStopStart(Fault):
 
     def assess(self, outcomes: list[Outcome], window: Window) -> None:
         refused = [o for o in outcomes if o.refused]
-        slowest = max((o.latency for o in refused), default=0.0)
+        slowest = max((o.answer_s for o in refused), default=0.0)
         if slowest >= 1.0:
             window.problems.append(f"a refused write took {slowest:.2f} s (promise: under 1 s)")
         later = sorted(o.done for o in outcomes if o.kind == "write" and o.ok and o.due >= window.repaired)
@@ -233,7 +235,8 @@ class PrimaryStopStart(Fault):
             window.problems.append(f"the first write succeeded {later[0] - window.repaired:.0f} s after the return")
         else:
             window.notes.append(
-                f"{len(refused)} writes refused (slowest {slowest * 1000:.0f} ms); writes back"
+                f"{len(refused)} writes refused (the slowest answered {slowest * 1000:.0f} ms after it was sent);"
+                f" writes back"
                 f" {max(0.0, later[0] - window.repaired):.1f} s after the primary was healthy"
             )
 

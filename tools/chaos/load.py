@@ -42,6 +42,10 @@ class Outcome:
     article_id: int | None = None  # the article read, or the one a write created
     refused: bool = False  # a write answered 503 problem+json with Retry-After (read-only mode)
     resent: bool = False  # a kept-alive connection was closed under it, so it was sent again
+    #: When its (last) attempt was sent, monotonic: ``done - sent`` is the stack's answer time,
+    #: without the generator's own lag (a promise about answering fast is judged on that).
+    sent: float = 0.0
+    request_id: str = ""  # its X-Request-ID (nginx passes it through and logs it, so does the app)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +54,11 @@ class Outcome:
     @property
     def done(self) -> float:
         return self.due + self.latency
+
+    @property
+    def answer_s(self) -> float:
+        """From sending to the end of the response (or of the failure)."""
+        return self.done - (self.sent or self.due)
 
 
 class MixedLoad:
@@ -101,20 +110,26 @@ class MixedLoad:
     def _one(self, due: float, kind: str, article_id: int, key: str) -> None:
         session = self._session()
         resent = False
+        request_id = uuid.uuid4().hex
         while True:
             reused = reuses_connection(session, self.base_url)
+            sent = time.monotonic()
             try:
-                response = self._send(session, kind, article_id, key)
+                response = self._send(session, kind, article_id, key, request_id)
                 break
             except requests.ConnectionError as exc:
                 if reused and not resent and not isinstance(exc, requests.ConnectTimeout):
                     resent = True
                     continue
-                self._record(Outcome(due, kind, time.monotonic() - due, None, type(exc).__name__, resent=resent))
-                return
+                failure = type(exc).__name__
             except requests.RequestException as exc:
-                self._record(Outcome(due, kind, time.monotonic() - due, None, type(exc).__name__, resent=resent))
-                return
+                failure = type(exc).__name__
+            self._record(
+                Outcome(
+                    due, kind, time.monotonic() - due, None, failure, resent=resent, sent=sent, request_id=request_id
+                )
+            )
+            return
         latency = time.monotonic() - due
         refused = (
             kind == "write"
@@ -127,9 +142,14 @@ class MixedLoad:
             read_id = int(response.json()["id"])
             with self._lock:
                 self.created.append((read_id, key))
-        self._record(Outcome(due, kind, latency, response.status_code, None, read_id, refused, resent))
+        self._record(
+            Outcome(due, kind, latency, response.status_code, None, read_id, refused, resent, sent, request_id)
+        )
 
-    def _send(self, session: requests.Session, kind: str, article_id: int, key: str) -> requests.Response:
+    def _send(
+        self, session: requests.Session, kind: str, article_id: int, key: str, request_id: str
+    ) -> requests.Response:
+        session.headers["X-Request-ID"] = request_id  # one session per thread, one request at a time
         bearer = {"Authorization": f"Bearer {key}"}
         url = self.base_url
         if kind == "home":
