@@ -47,6 +47,9 @@ class Stack:
             "GUNICORN_MAX_REQUESTS": "0",
             # The read/write run's article processing: one worker is plenty for a write a second.
             "WORKERS": "1",
+            # No backup service in this project, so no pgBackRest stanza: archiving would fail every
+            # minute (three pgbackrest runs) and keep every WAL segment of the 1M seed in pg_wal.
+            "ARCHIVE_MODE": "off",
         }
         self.env.pop("COMPOSE_PROJECT_NAME", None)
         self.env.pop("COMPOSE_PROFILES", None)

@@ -577,6 +577,7 @@ class Benchmark:
                 "gunicorn_workers": str(args.workers),
                 "gunicorn_max_requests": 0,
                 "web_docker_healthcheck": False,  # compose.override.yml: the probes' exec costs CPU
+                "dependency_healthcheck_interval_s": "29-53",  # compose.override.yml, likewise
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "path_duration_s": args.path_duration,

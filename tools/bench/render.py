@@ -98,6 +98,11 @@ def describe_setup(report: Mapping[str, Any]) -> str:
         probe = ""
         if settings.get("web_docker_healthcheck") is False:
             probe = ", no Docker healthcheck (runc charges each probe's exec to the replica, ~28 ms of CPU)"
+        if settings.get("dependency_healthcheck_interval_s"):
+            probe += (
+                f", the dependencies' probes every {settings['dependency_healthcheck_interval_s']} s instead of"
+                " 3-5 s (each costs the host ~0.1 s of CPU; together every 3 s they stalled all replicas)"
+            )
         parts.append(
             f"Each web replica gets {share}, {settings.get('gunicorn_workers', '?')} gevent worker(s), worker"
             f" recycling {'off' if str(settings.get('gunicorn_max_requests', '')) == '0' else 'on'}{probe}; the same"
