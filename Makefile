@@ -137,7 +137,7 @@ loadtest: ## Locust, headless, against the running stack: USERS=50 SPAWN_RATE=10
 	  LOCUST_WORKERS=$(or $(LOCUST_WORKERS),0) MAX_P95_MS=$(or $(MAX_P95_MS),500) \
 	  MAX_FAILURE_RATIO=$(or $(MAX_FAILURE_RATIO),0.01) scripts/loadtest.sh
 
-bench: build ## Benchmark in its own project (~30 min): 1, 2, 4 replicas at 0.25 CPU (10 ms CFS period), mix and cached-only, 1 write/s, 1k vs 1M articles, 3 interleaved rounds: reports/bench/, README; BENCH_REPETITIONS, BENCH_LARGE_ARTICLES, BENCH_CPU_PERIOD... (python -m tools.bench --help)
+bench: build ## Benchmark in its own project (~40 min): 1, 2, 4 replicas at 0.25 CPU (10 ms CFS period), mix and cached-only, 1 write/s, 1k vs 1M articles, 5 interleaved rounds: reports/bench/, README; BENCH_REPETITIONS, BENCH_LARGE_ARTICLES, BENCH_CPU_PERIOD... (python -m tools.bench --help)
 	@scripts/venv.sh
 	$(VENV)/python -m tools.bench --command "make bench"
 

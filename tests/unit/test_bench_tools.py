@@ -153,10 +153,10 @@ def test_defaults_and_new_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("BENCH_REPETITIONS", "BENCH_CPU_PERIOD", "BENCH_LARGE_ARTICLES", "BENCH_ARTICLES"):
         monkeypatch.delenv(name, raising=False)
     args = parse_args([])
-    assert (args.repetitions, args.cpu_period, args.articles, args.large_articles) == (3, 10_000, 1_000, 1_000_000)
+    assert (args.repetitions, args.cpu_period, args.articles, args.large_articles) == (5, 10_000, 1_000, 1_000_000)
     assert (args.write_rate, args.probe_rate) == (1.0, 15.0)
     assert cpu_quota(args.cpus, args.cpu_period) == 2_500
-    assert estimate_minutes(args) < 40, "make bench's defaults should stay under 40 minutes"
+    assert estimate_minutes(args) < 50, "make bench's defaults should stay under 50 minutes (estimated; ~40 measured)"
 
     monkeypatch.setenv("BENCH_REPETITIONS", "2")
     monkeypatch.setenv("BENCH_LARGE_ARTICLES", "20000")

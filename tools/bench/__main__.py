@@ -1,6 +1,6 @@
 """`python -m tools.bench`: the command line of `make bench` (see the package's docstring for what it measures).
 
-Settings (environment; the options of the same name win): BENCH_REPLICAS=1,2,4 BENCH_REPETITIONS=3
+Settings (environment; the options of the same name win): BENCH_REPLICAS=1,2,4 BENCH_REPETITIONS=5
 BENCH_CPUS=0.25 BENCH_CPU_PERIOD=10000 (us; 100000 is Docker's default) BENCH_DURATION=20 BENCH_WARMUP=5
 BENCH_PATH_DURATION=10 BENCH_CONNECTIONS=16 (per replica) BENCH_THREADS=2
 BENCH_MIX=detail=6,list=3,uncached=1 BENCH_LOADS=0.5,0.8 BENCH_ARTICLES=1000
@@ -103,7 +103,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add(
         "--repetitions",
         type=at_least(1),
-        default=int(env("BENCH_REPETITIONS", "3")),
+        default=int(env("BENCH_REPETITIONS", "5")),
         help="rounds: each configuration is measured this many times, interleaved",
     )
     add("--cpus", type=float, default=float(env("BENCH_CPUS", "0.25")), help="CPU share per replica")
