@@ -13,7 +13,7 @@ import pytest
 
 from tools.bench import site
 from tools.bench.__main__ import parse_args
-from tools.bench.compose import cpu_quota
+from tools.bench.compose import cpu_quota, probe_intervals
 from tools.bench.load import cached_weights, mix_lines, request_line, write_lines, wrk_result
 from tools.bench.measure import estimate_minutes, hit_ratio, rotated, serpentine, statuses_text, sum_counts
 from tools.bench.render import errors_text
@@ -173,3 +173,8 @@ def test_defaults_and_new_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SystemExit):
             parse_args(wrong)
     assert parse_args(["--large-articles", "0", "--write-rate", "0"]).large_articles == 0
+
+
+def test_the_report_reads_the_probe_intervals_from_the_override() -> None:
+    # The web replicas' `healthcheck: !reset {}` has no interval; the dependencies' do.
+    assert probe_intervals() == "29-53"

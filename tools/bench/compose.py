@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from tools.shell import ROOT, http_get, run, say, wait_until
 from tools.shell import CommandError as BenchError
 
@@ -18,6 +20,24 @@ OVERRIDE = Path(__file__).with_name("compose.override.yml")
 #: The kernel's bounds for a CFS period (microseconds); a quota is at least 1 ms too.
 CPU_PERIOD_RANGE = (1_000, 1_000_000)
 MIN_CPU_QUOTA = 1_000
+
+
+class _OverrideLoader(yaml.SafeLoader):
+    """YAML with compose's own tags (``!reset``) read as nothing: only the plain settings are wanted."""
+
+
+_OverrideLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def probe_intervals() -> str:
+    """The override's healthcheck intervals for the dependencies, as "shortest-longest" seconds."""
+    services = yaml.load(OVERRIDE.read_text(), Loader=_OverrideLoader)["services"]
+    seconds = sorted(
+        int(str(service["healthcheck"]["interval"]).removesuffix("s"))
+        for service in services.values()
+        if (service.get("healthcheck") or {}).get("interval")
+    )
+    return f"{seconds[0]}-{seconds[-1]}"
 
 
 def cpu_quota(cpus: float, period_us: int) -> int:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tools.bench import site
-from tools.bench.compose import BenchError, Stack, http_get, run, say, wait_until
+from tools.bench.compose import BenchError, Stack, http_get, probe_intervals, run, say, wait_until
 from tools.bench.cpu import CpuMeter, machine
 from tools.bench.load import (
     CLIENT,
@@ -577,7 +577,7 @@ class Benchmark:
                 "gunicorn_workers": str(args.workers),
                 "gunicorn_max_requests": 0,
                 "web_docker_healthcheck": False,  # compose.override.yml: the probes' exec costs CPU
-                "dependency_healthcheck_interval_s": "29-53",  # compose.override.yml, likewise
+                "dependency_healthcheck_interval_s": probe_intervals(),
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "path_duration_s": args.path_duration,
